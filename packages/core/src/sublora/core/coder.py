@@ -1,0 +1,33 @@
+"""The coder interface: a lossless code for a symbol sequence.
+
+The payload must decode on its own given only the sequence length and the
+alphabet size (both fixed by the run's config), so it carries whatever model
+(e.g. symbol counts) the decoder needs. Its length in bits is what the bound
+pays for.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import ClassVar
+
+import numpy as np
+
+from sublora.core.component import ComponentConfig
+
+
+class CoderConfig(ComponentConfig):
+    kind: ClassVar[str] = "coder"
+
+
+class Coder(ABC):
+    def __init__(self, config: CoderConfig):
+        self.config = config
+
+    @abstractmethod
+    def encode(self, symbols: np.ndarray, alphabet_size: int) -> bytes:
+        """Encode symbols in [0, alphabet_size)."""
+
+    @abstractmethod
+    def decode(self, payload: bytes, length: int, alphabet_size: int) -> np.ndarray:
+        """Invert ``encode`` exactly."""

@@ -1,0 +1,101 @@
+"""The typed description every plugin registers: a Pydantic config class.
+
+An entry point names a ``ComponentConfig`` subclass (cheap to import: no
+torch). The config validates options (unknown fields rejected), knows its
+variants and names its implementation as ``"module:attribute"``, imported
+only when the component is built. This is PEFT's config-to-implementation
+mapping, and it keeps ``sublora plugins`` fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, PrivateAttr, model_validator
+
+from sublora.core.errors import ConfigError, PluginLoadError
+
+
+def load_object(path: str) -> Any:
+    """Import ``"package.module:attr"`` and return the attribute."""
+    module_name, _, attr = path.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+        return getattr(module, attr) if attr else module
+    except Exception as exc:  # noqa: BLE001 - any import failure is a plugin failure
+        raise PluginLoadError(
+            f"Could not load {path!r}: {type(exc).__name__}: {exc}",
+            hint="Reinstall the package that provides it, or pick another component (see `sublora plugins`).",
+        ) from exc
+
+
+class ComponentConfig(BaseModel):
+    """Base of every component config.
+
+    Subclasses set the class variables and add their own typed options.
+    ``variant`` holds the part after the colon of the spec.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=())
+
+    kind: ClassVar[str] = "component"
+    description: ClassVar[str] = ""
+    variants: ClassVar[tuple[str, ...]] = ()
+    default_variant: ClassVar[str | None] = None
+    implementation: ClassVar[str] = ""
+
+    variant: str | None = None
+    _registered_name: str | None = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _check_variant(self) -> "ComponentConfig":
+        if self.variant is None and self.default_variant is not None:
+            object.__setattr__(self, "variant", self.default_variant)
+        if self.variant is not None and self.variant not in self.variants:
+            allowed = ", ".join(self.variants) if self.variants else "none"
+            raise ValueError(f"unknown variant {self.variant!r}; allowed variants: {allowed}")
+        return self
+
+    @property
+    def spec(self) -> str:
+        name = self._registered_name or type(self).__name__
+        return name if self.variant is None else f"{name}:{self.variant}"
+
+    def implementation_class(self) -> type:
+        if not self.implementation:
+            raise PluginLoadError(f"{type(self).__name__} names no implementation.")
+        return load_object(self.implementation)
+
+    def build(self, *args: Any, **kwargs: Any) -> Any:
+        """Instantiate the implementation with this config as first argument."""
+        return self.implementation_class()(self, *args, **kwargs)
+
+
+def validation_message(exc: Exception, prefix: str = "") -> str:
+    """Turn a pydantic ValidationError into 'field: problem; field: problem'."""
+    errors = getattr(exc, "errors", None)
+    if not callable(errors):
+        return str(exc)
+    parts = []
+    for err in errors():
+        loc = ".".join(str(x) for x in err.get("loc", ()) if x != "__root__")
+        loc = f"{prefix}.{loc}" if prefix and loc else (prefix or loc)
+        msg = err.get("msg", "invalid")
+        if err.get("type") == "extra_forbidden":
+            msg = "unknown field"
+        parts.append(f"{loc}: {msg}" if loc else msg)
+    return "; ".join(parts)
+
+
+def make_config(cls: type[ComponentConfig], name: str, variant: str | None, options: dict | None) -> ComponentConfig:
+    """Validate options for a registered component; errors name the component and field."""
+    try:
+        config = cls(variant=variant, **(options or {}))
+    except Exception as exc:
+        raise ConfigError(
+            f"Invalid options for {cls.kind} '{name}': {validation_message(exc)}.",
+            hint=f"Fields of '{name}': {', '.join(k for k in cls.model_fields if k != 'variant') or 'none'}.",
+        ) from exc
+    config._registered_name = name
+    return config

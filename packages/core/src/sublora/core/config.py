@@ -1,0 +1,163 @@
+"""The run config: one typed tree, loaded from YAML plus dotted overrides.
+
+Every section rejects unknown keys and wrong types; errors name the field
+(``train.lr: Input should be greater than 0``). The resolved config is written
+into every run directory, so a result can be traced to exactly what made it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from sublora.core.component import validation_message
+from sublora.core.errors import ConfigError
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=())
+
+
+class DataConfig(Section):
+    source: str = Field("pystdlib", description="Data source spec (see `sublora plugins`).")
+    source_options: dict[str, Any] = Field(default_factory=dict)
+    tokenizer: str = Field("bytes", description="Tokenizer spec: 'bytes' or 'tiktoken:<encoding>'.")
+    tokenizer_options: dict[str, Any] = Field(default_factory=dict)
+    dir: Path | None = Field(None, description="Prepared data directory; default: a cache dir keyed by this section.")
+    val_fraction: float = Field(0.05, gt=0.0, lt=0.5, description="Fraction of documents held out for validation.")
+    split_seed: int = Field(1234, description="Seed of the train/val document split.")
+    max_documents: int | None = Field(None, ge=2, description="Use only the first N documents (smoke runs).")
+
+
+PRESETS: dict[str, dict[str, int]] = {
+    # name: GPT-2 shape. 'tiny'/'mini' are CPU sizes; the rest are the GPT-2 family.
+    "tiny": {"n_layer": 2, "n_head": 2, "n_embd": 64},
+    "mini": {"n_layer": 4, "n_head": 4, "n_embd": 128},
+    "small": {"n_layer": 12, "n_head": 12, "n_embd": 768},
+    "medium": {"n_layer": 24, "n_head": 16, "n_embd": 1024},
+    "large": {"n_layer": 36, "n_head": 20, "n_embd": 1280},
+}
+
+
+class ModelConfig(Section):
+    preset: Literal["tiny", "mini", "small", "medium", "large"] = "mini"
+    n_layer: int | None = Field(None, ge=1, description="Overrides the preset.")
+    n_head: int | None = Field(None, ge=1)
+    n_embd: int | None = Field(None, ge=8)
+    block_size: int = Field(128, ge=2, description="Context length in tokens.")
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    pretrained: Path | None = Field(None, description="Local directory of a pretrained GPT-2 (from_pretrained).")
+    init_seed: int = Field(0, description="Seed of the random base weights and LoRA init (theta0).")
+
+    def shape(self) -> dict[str, int]:
+        base = dict(PRESETS[self.preset])
+        for key in ("n_layer", "n_head", "n_embd"):
+            if getattr(self, key) is not None:
+                base[key] = getattr(self, key)
+        if base["n_embd"] % base["n_head"]:
+            raise ConfigError(f"model.n_embd ({base['n_embd']}) must be divisible by model.n_head ({base['n_head']}).")
+        return base
+
+
+class LoraConfig(Section):
+    r: int = Field(4, ge=1, description="LoRA rank.")
+    alpha: float = Field(32.0, gt=0)
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    attention: bool = Field(True, description="LoRA on the attention projections (c_attn).")
+    attention_output: bool = Field(False, description="LoRA on the attention output projection.")
+    mlp: bool = Field(False, description="LoRA on the MLP (c_fc, c_proj).")
+    head: bool = Field(True, description="LoRA on the LM head.")
+
+    @model_validator(mode="after")
+    def _some_target(self) -> "LoraConfig":
+        if not (self.attention or self.attention_output or self.mlp or self.head):
+            raise ValueError("at least one of attention, attention_output, mlp, head must be true")
+        return self
+
+
+class SubloraConfig(Section):
+    projector: str = Field("rdkron", description="Projector spec, e.g. 'rdkron', 'rdkron:qr', 'dense'.")
+    projector_options: dict[str, Any] = Field(default_factory=dict)
+    intrinsic_dim: int = Field(1000, ge=1, description="d: length of the trained vector w.")
+    seed: int = Field(0, description="Seed of the projector P.")
+
+
+class TrainConfig(Section):
+    max_steps: int = Field(2000, ge=1)
+    batch_size: int = Field(8, ge=1)
+    grad_accum: int = Field(1, ge=1, description="Micro-batches per optimizer step.")
+    lr: float = Field(5e-3, gt=0)
+    min_lr: float = Field(5e-4, ge=0)
+    warmup_steps: int = Field(50, ge=0)
+    weight_decay: float = Field(0.0, ge=0)
+    beta1: float = Field(0.9, ge=0, lt=1)
+    beta2: float = Field(0.99, ge=0, lt=1)
+    grad_clip: float = Field(1.0, ge=0, description="0 disables clipping.")
+    eval_interval: int = Field(250, ge=1)
+    eval_batches: int = Field(20, ge=1)
+    log_interval: int = Field(25, ge=1)
+    checkpoint_interval: int = Field(250, ge=1, description="Steps between resumable checkpoints.")
+    seed: int = Field(0, description="Seed of batch sampling.")
+    threads: int = Field(2, ge=1, description="torch threads (recorded: results depend on it bit-wise).")
+    time_limit: float | None = Field(None, gt=0, description="Stop after this many seconds (checkpointed).")
+
+    @model_validator(mode="after")
+    def _lr_order(self) -> "TrainConfig":
+        if self.min_lr > self.lr:
+            raise ValueError("min_lr must not exceed lr")
+        return self
+
+
+class BoundSettings(Section):
+    quantizer: str = Field("uniform", description="Quantizer spec: 'uniform' (bins) or 'kmeans'.")
+    levels: int = Field(11, ge=2, le=255)
+    quantizer_options: dict[str, Any] = Field(default_factory=dict)
+    coder: str = Field("arithmetic")
+    coder_options: dict[str, Any] = Field(default_factory=dict)
+    estimators: list[str] = Field(default_factory=lambda: ["subsampling", "azuma", "freedman"])
+    estimator_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    alphas: list[float] = Field(default_factory=lambda: [1e-3, 1e-2, 0.05, 0.1, 0.25, 0.5])
+    delta: float = Field(0.05, gt=0, lt=1)
+    hyper_bits: float = Field(7.0, ge=0, description="Bits paid for hyperparameters chosen after seeing data.")
+    doc_samples: int = Field(200, ge=1, description="Documents drawn (with replacement) for the document-level bound.")
+    doc_stride: int | None = Field(None, ge=1, description="Sliding-window stride for long documents (default block/2).")
+    token_blocks: int | None = Field(None, ge=1, description="Blocks drawn for token-level bounds; None = evaluate all.")
+    topk: list[int] = Field(default_factory=lambda: [1, 10, 100])
+    batch_size: int = Field(32, ge=1)
+    seed: int = Field(0, description="Seed of the evaluation subsample and of the quantizer.")
+
+    @field_validator("alphas")
+    @classmethod
+    def _alphas_open_interval(cls, v: list[float]) -> list[float]:
+        if not v:
+            raise ValueError("give at least one alpha")
+        bad = [a for a in v if not 0.0 < a < 1.0]
+        if bad:
+            raise ValueError(f"every alpha must lie in (0, 1); got {bad}")
+        return sorted(set(v))
+
+
+class RunConfig(Section):
+    data: DataConfig = Field(default_factory=DataConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    lora: LoraConfig = Field(default_factory=LoraConfig)
+    sublora: SubloraConfig = Field(default_factory=SubloraConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    bound: BoundSettings = Field(default_factory=BoundSettings)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "RunConfig":
+        try:
+            config = cls.model_validate(data)
+            config.model.shape()
+            return config
+        except ConfigError:
+            raise
+        except Exception as exc:
+            raise ConfigError(f"Invalid config: {validation_message(exc)}.",
+                              hint="Fix the field in the YAML file or the --section.field=value override.") from exc
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
