@@ -1,0 +1,1 @@
+"""sublora-cli: the `sublora` command. The CLI formats; the library raises."""

@@ -1,0 +1,65 @@
+"""The `sublora` command: wires the commands and maps errors to exit codes.
+
+Only typer/rich are imported here; each command imports torch, transformers
+and friends itself, so `sublora --help` and `sublora plugins` answer at once.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Annotated
+
+import typer
+
+from sublora.cli.commands import bound, data, plugins, run, show, train, verify
+from sublora.cli.options import EXTRA_ARGS
+
+app = typer.Typer(
+    name="sublora",
+    help="Train language models in a LoRA subspace, compress them to exact bits, and certify generalization bounds.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+@app.callback()
+def _global(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False) -> None:
+    if debug:
+        os.environ["SUBLORA_DEBUG"] = "1"
+
+
+app.command("plugins")(plugins.plugins)
+app.add_typer(data.app, name="data")
+app.command("train", context_settings=EXTRA_ARGS)(train.train)
+app.command("bound", context_settings=EXTRA_ARGS)(bound.bound)
+app.command("verify")(verify.verify)
+app.command("run", context_settings=EXTRA_ARGS)(run.run)
+app.command("show")(show.show)
+
+
+def main() -> None:
+    from sublora.cli.errors import report
+
+    try:
+        app(standalone_mode=False)
+    except SystemExit as exc:
+        raise
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        sys.exit(130)
+    except Exception as exc:  # noqa: BLE001 - the one place errors become messages
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        sys.exit(report(exc))
+    except KeyboardInterrupt as exc:
+        sys.exit(report(exc))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,47 @@
+"""The one place that turns library errors into a short message, a next step and an exit code."""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+
+from sublora.cli.console import err
+
+EXIT_CODES = {
+    "ConfigError": 2,
+    "UnknownComponentError": 2,
+    "PluginLoadError": 3,
+    "DataError": 4,
+    "CheckpointError": 5,
+    "RunDirError": 6,
+    "TrainingError": 7,
+    "VerificationError": 8,
+    "BoundError": 9,
+}
+
+
+def debug_enabled() -> bool:
+    return os.environ.get("SUBLORA_DEBUG", "").lower() not in ("", "0", "false", "no")
+
+
+def report(exc: BaseException) -> int:
+    """Print a one-line error (plus hint) to stderr and return the exit code."""
+    from sublora.core.errors import SubloraError
+
+    if debug_enabled():
+        traceback.print_exception(exc, file=sys.stderr)
+    if isinstance(exc, SubloraError):
+        err.print(f"[bold red]error:[/] {exc.message}", highlight=False, markup=True, soft_wrap=True)
+        if exc.hint:
+            err.print(f"[yellow]hint:[/] {exc.hint}", highlight=False, soft_wrap=True)
+        if not debug_enabled():
+            err.print("[dim](run with --debug or SUBLORA_DEBUG=1 for a traceback)[/]", highlight=False)
+        return EXIT_CODES.get(type(exc).__name__, 1)
+    if isinstance(exc, KeyboardInterrupt):
+        err.print("[bold red]interrupted[/] (state up to the last checkpoint is saved)")
+        return 130
+    err.print(f"[bold red]internal error:[/] {type(exc).__name__}: {exc}", highlight=False, soft_wrap=True)
+    if not debug_enabled():
+        err.print("[dim]This is a bug in sublora or a plugin; rerun with --debug for the traceback.[/]")
+    return 1

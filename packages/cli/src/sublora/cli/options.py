@@ -1,0 +1,45 @@
+"""Option types and config resolution shared by the commands."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+EXTRA_ARGS = {"allow_extra_args": True, "ignore_unknown_options": True}
+
+ConfigFile = Annotated[
+    Optional[Path],
+    typer.Option("--config", "-c", help="YAML config file (sections: data, model, lora, sublora, train, bound)."),
+]
+OutDir = Annotated[Path, typer.Option("--out", "-o", help="Run directory to write (created if missing).")]
+ProjectorOpt = Annotated[
+    Optional[str],
+    typer.Option("--projector", "-p", help="Projector spec family[:variant], e.g. rdkron, rdkron:qr, dense."),
+]
+Preset = Annotated[str, typer.Option("--preset", help="Starting config: 'default' (main job) or 'smoke'.")]
+RunDirArg = Annotated[Path, typer.Argument(help="A run directory written by `sublora train` or `sublora run`.")]
+FormatOpt = Annotated[str, typer.Option("--format", help="Output format: table or json.")]
+
+OVERRIDES_HELP = (
+    "Any config field can be overridden with a dotted option, e.g. "
+    "--sublora.intrinsic_dim=1000 --train.max_steps=500 --model.preset=tiny."
+)
+
+
+def resolve(ctx: typer.Context, config_file: Path | None, projector: str | None = None, preset: str | None = None):
+    """preset <- YAML file <- --projector <- dotted overrides; validated into a RunConfig."""
+    from sublora.core.overrides import parse_overrides, resolve_config
+    from sublora.core.presets import preset as load_preset
+
+    overrides = parse_overrides(list(ctx.args))
+    if projector is not None:
+        overrides["sublora.projector"] = projector
+    base = load_preset(preset) if preset else {}
+    config = resolve_config(config_file, overrides, base=base)
+    # Validate component names now, so a typo fails before any work is done.
+    from sublora.core.registry import registry
+
+    registry("projector").config(config.sublora.projector, config.sublora.projector_options)
+    return config

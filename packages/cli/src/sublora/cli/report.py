@@ -1,0 +1,39 @@
+"""Render a certificate as the results table (and nothing else: formatting only)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.table import Table
+
+from sublora.cli.console import out
+
+
+def _fmt(value: float, units: str) -> str:
+    return f"{100 * value:.2f} %" if units == "error rate" else f"{value:.4f}"
+
+
+def print_certificate(cert: dict[str, Any], title: str = "Generalization bounds") -> None:
+    table = Table(title=f"{title} (each holds with probability >= {1 - cert['bound_settings']['delta']:.2f})",
+                  title_justify="left")
+    for col, justify in (("bound", "left"), ("estimator", "left"), ("empirical", "right"), ("bound value", "right"),
+                         ("random guess", "right"), ("units", "left"), ("alpha", "right"), ("status", "left")):
+        table.add_column(col, justify=justify)
+    for b in cert["bounds"]:
+        status = "[red]VACUOUS[/]" if b["vacuous"] else "[green]non-vacuous[/]"
+        alpha = b["inputs"].get("alpha")
+        table.add_row(b["name"], b["estimator"], _fmt(b["empirical"], b["units"]), _fmt(b["value"], b["units"]),
+                      _fmt(b["random_guess"], b["units"]), b["units"], "-" if alpha is None else f"{alpha:g}", status)
+    out.print(table)
+    losses = cert["losses_bits_per_token"]
+    out.print(
+        f"model: d={cert['d']:,} in D={cert['D']:,}; compressed {cert['compressed_file']} = {cert['code_bits']:,} bits "
+        f"(+{cert['prefix_bits'] - cert['code_bits']:.1f} prefix, +{cert['extra_bits']:.2f} extra) "
+        f"= {cert['total_bits']:,.1f} bits charged",
+        highlight=False,
+    )
+    out.print(
+        f"val loss bits/token: unquantized {losses['unquantized_val']:.4f}, quantized {losses['quantized_val']:.4f}; "
+        f"train (quantized) {losses['quantized_train']:.4f}",
+        highlight=False,
+    )

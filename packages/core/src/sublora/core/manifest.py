@@ -1,0 +1,82 @@
+"""Run manifests: the resolved config, versions, seeds and data identity of a run.
+
+Every run directory holds one, so a bound can always be traced back to
+exactly the model it certifies.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from sublora.core.config import RunConfig
+
+PACKAGES = ("sublora-core", "sublora-projectors", "sublora-bounds", "sublora-cli", "torch", "transformers",
+            "peft", "numpy", "scipy", "constriction", "pydantic", "tiktoken")
+
+
+def versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def git_commit() -> str | None:
+    """The commit of the sublora checkout, if running from one."""
+    try:
+        here = Path(__file__).resolve().parent
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5)
+        return out.stdout.strip() or None if out.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def config_hash(config: RunConfig, exclude: dict[str, set[str]] | None = None) -> str:
+    """sha256 of the canonical JSON of the config (optionally without some fields)."""
+    data = config.model_dump(mode="json", exclude=exclude)
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Atomic JSON write: a crash never leaves a half-written file."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
+    os.replace(tmp, path)
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(Path(path).read_text())
+
+
+def new_manifest(config: RunConfig, **fields: Any) -> dict[str, Any]:
+    return {
+        "format": "sublora-run/1",
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "config": config.to_dict(),
+        "config_sha256": config_hash(config),
+        "seeds": {
+            "model.init_seed": config.model.init_seed,
+            "sublora.seed": config.sublora.seed,
+            "train.seed": config.train.seed,
+            "bound.seed": config.bound.seed,
+            "data.split_seed": config.data.split_seed,
+        },
+        "versions": versions(),
+        "git_commit": git_commit(),
+        "host": {"platform": platform.platform(), "cpus": os.cpu_count()},
+        **fields,
+    }

@@ -1,0 +1,87 @@
+"""GPT-2 from transformers with LoRA adapters from peft.
+
+The base weights are either a seeded random init (pretraining from scratch,
+the SubLoRA setting) or a local pretrained directory; either way they are
+frozen and rebuilt from the config, never stored in a run.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+from sublora.core.config import LoraConfig, ModelConfig
+from sublora.core.errors import CheckpointError, ConfigError
+
+# Module-name patterns (matched against full names) for each LoRA target group.
+LORA_TARGETS = {
+    "attention": r"attn\.c_attn",
+    "attention_output": r"attn\.c_proj",
+    "mlp": r"mlp\.(?:c_fc|c_proj)",
+    "head": r"lm_head",
+}
+
+
+def build_base_model(config: ModelConfig, vocab_size: int, eot_id: int):
+    """A GPT2LMHeadModel: random (seeded by ``config.init_seed``) or loaded from a local directory."""
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    if config.pretrained is not None:
+        path = Path(config.pretrained)
+        if not (path / "config.json").is_file():
+            raise CheckpointError(
+                f"model.pretrained={path} is not a local GPT-2 directory (no config.json).",
+                hint="Point it at a directory written by save_pretrained(), or drop the option to train from scratch.",
+            )
+        model = GPT2LMHeadModel.from_pretrained(path, local_files_only=True)
+        if model.config.vocab_size < vocab_size:
+            raise ConfigError(
+                f"The pretrained model's vocabulary ({model.config.vocab_size}) is smaller than the "
+                f"tokenizer's ({vocab_size}).",
+                hint="Use the tokenizer the model was trained with (e.g. --data.tokenizer=tiktoken:gpt2).",
+            )
+        if model.config.n_positions < config.block_size:
+            raise ConfigError(f"model.block_size={config.block_size} exceeds the pretrained context "
+                              f"({model.config.n_positions}).")
+        return model
+    shape = config.shape()
+    gpt_config = GPT2Config(
+        vocab_size=vocab_size,
+        n_positions=config.block_size,
+        n_embd=shape["n_embd"],
+        n_layer=shape["n_layer"],
+        n_head=shape["n_head"],
+        resid_pdrop=config.dropout,
+        embd_pdrop=config.dropout,
+        attn_pdrop=config.dropout,
+        bos_token_id=eot_id,
+        eos_token_id=eot_id,
+    )
+    gpt_config._attn_implementation = "sdpa"
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.init_seed)
+        return GPT2LMHeadModel(gpt_config)
+
+
+def add_lora(model, config: LoraConfig, init_seed: int):
+    """Wrap ``model`` with peft LoRA adapters on the configured modules (seeded init)."""
+    import torch
+    from peft import LoraConfig as PeftLoraConfig
+    from peft import get_peft_model
+
+    groups = [pattern for key, pattern in LORA_TARGETS.items() if getattr(config, key)]
+    peft_config = PeftLoraConfig(
+        r=config.r,
+        lora_alpha=config.alpha,
+        lora_dropout=config.dropout,
+        target_modules=rf".*(?:{'|'.join(groups)})$",
+        fan_in_fan_out=True,  # GPT-2's Conv1D stores weights transposed; peft resets it for nn.Linear
+        bias="none",
+    )
+    with warnings.catch_warnings(), torch.random.fork_rng(devices=[]):
+        warnings.simplefilter("ignore")
+        torch.manual_seed(init_seed + 1)
+        return get_peft_model(model, peft_config)
