@@ -48,7 +48,7 @@ class TrainingProgress:
 
     def on_step(self, step: int, metrics: dict[str, float]) -> None:
         self.last.update(metrics)
-        info = f"loss {self.last['loss']:.3f}  lr {self.last['lr']:.2e}"
+        info = f"loss {self.last['loss'] / 0.6931471805599453:.3f} bits/tok  lr {self.last['lr']:.2e}"
         if "tokens_per_s" in self.last:
             info += f"  {self.last['tokens_per_s']:,.0f} tok/s"
         if "val_bpt" in self.last:

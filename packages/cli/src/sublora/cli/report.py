@@ -10,7 +10,9 @@ from sublora.cli.console import out
 
 
 def _fmt(value: float, units: str) -> str:
-    return f"{100 * value:.2f} %" if units == "error rate" else f"{value:.4f}"
+    if units == "error rate":
+        return "> 100 %" if value > 1 else f"{100 * value:.2f} %"
+    return f"{value:.4f}"
 
 
 def print_certificate(cert: dict[str, Any], title: str = "Generalization bounds") -> None:

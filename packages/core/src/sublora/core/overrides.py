@@ -28,12 +28,25 @@ def parse_overrides(args: list[str]) -> dict[str, Any]:
             i += 1
         if "." not in key:
             raise ConfigError(f"Unknown option --{key}.", hint="Config overrides are dotted: --section.field=value (see --help).")
-        try:
-            out[key] = yaml.safe_load(value) if value != "" else ""
-        except yaml.YAMLError:
-            out[key] = value
+        out[key] = _parse_value(value)
         i += 1
     return out
+
+
+def _parse_value(text: str) -> Any:
+    """A YAML scalar/list, with numbers like 1e-3 (a string in YAML 1.1) read as floats."""
+    if text == "":
+        return ""
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
 
 
 def apply_overrides(data: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:

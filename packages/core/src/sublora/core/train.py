@@ -132,7 +132,7 @@ def train(config: RunConfig, run_dir: str | Path, callbacks: TrainCallbacks | No
     rd.root.mkdir(parents=True, exist_ok=True)
     manifest = previous or new_manifest(config, status="training")
     manifest.update(config=config.to_dict(), config_sha256=config_hash(config), status="training",
-                    data={"dir": str(data.root), **{k: data.meta.get(k) for k in ("config_key", "train_sha256", "val_sha256", "vocab_size", "train_tokens", "train_documents")}},
+                    data={"dir": str(data.path), **{k: data.meta.get(k) for k in ("config_key", "sha256", "vocab_size", "n_tokens", "n_documents")}},
                     model={"D": model.D, "d": model.d, "layout": model.layout.fingerprint(), "projector": model.projector.config.spec})
     write_json(rd.manifest, manifest)
     rd.config_yaml.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))

@@ -20,7 +20,7 @@ def prepare(
     source: Annotated[Optional[str], typer.Option(help="Source spec: pystdlib (default), text, hf.")] = None,
     tokenizer: Annotated[Optional[str], typer.Option(help="Tokenizer spec: bytes (default) or tiktoken:<encoding>.")] = None,
     out_dir: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output directory (default: the cache dir).")] = None,
-    force: Annotated[bool, typer.Option(help="Re-prepare even if the directory already holds this data.")] = False,
+    overwrite: Annotated[bool, typer.Option(help="Re-prepare into --out even if it already holds data.")] = False,
 ) -> None:
     from sublora.cli.options import resolve
     from sublora.cli.progress import task_bar
@@ -34,7 +34,7 @@ def prepare(
         ctx.args.append(f"--data.dir={out_dir}")
     config = resolve(ctx, config_file)
     with task_bar("tokenize") as progress:
-        if force and config.data.dir is not None:
+        if overwrite and config.data.dir is not None:
             prepare_data(config.data, Path(config.data.dir), progress=progress, overwrite=True)
             path = Path(config.data.dir)
         else:
@@ -43,6 +43,7 @@ def prepare(
 
     meta = PreparedData.open(path).meta
     out.print(f"prepared [bold]{path}[/]")
-    for key in ("source", "tokenizer", "vocab_size", "train_documents", "val_documents", "train_tokens", "val_tokens"):
-        if key in meta:
-            out.print(f"  {key}: {meta[key]}", highlight=False)
+    out.print(f"  source: {meta['source']['spec']}  tokenizer: {meta['tokenizer']['spec']}  vocab: {meta['vocab_size']}",
+              highlight=False)
+    for split in ("train", "val"):
+        out.print(f"  {split}: {meta['n_documents'][split]:,} documents, {meta['n_tokens'][split]:,} tokens", highlight=False)

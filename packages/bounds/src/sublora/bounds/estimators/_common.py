@@ -1,0 +1,75 @@
+"""Checks and bookkeeping shared by the estimators."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from sublora.core.bound import BoundResult, Complexity
+from sublora.core.errors import BoundError
+
+#: Evidence losses may exceed the smoothed range by float32 rounding, not more.
+RANGE_TOLERANCE = 1e-3
+
+
+def check_delta(delta: float) -> None:
+    if not 0.0 < delta < 1.0:
+        raise BoundError(f"Confidence delta must lie in (0, 1); got {delta}.")
+
+
+def check_count(value: int, name: str, what: str) -> None:
+    if value < 1:
+        raise BoundError(f"{name} (number of {what}) must be at least 1; got {value}.")
+
+
+def check_range(values: np.ndarray, lo: float, hi: float, what: str) -> None:
+    """Every value must lie in [lo, hi] (up to rounding): the range the bound pays for."""
+    if values.size == 0:
+        raise BoundError(f"No {what} in the evidence.")
+    if not np.all(np.isfinite(values)):
+        raise BoundError(f"Non-finite {what} in the evidence.")
+    vmin, vmax = float(values.min()), float(values.max())
+    if vmin < lo - RANGE_TOLERANCE or vmax > hi + RANGE_TOLERANCE:
+        raise BoundError(
+            f"{what} span [{vmin:.6g}, {vmax:.6g}], outside the range [{lo:.6g}, {hi:.6g}] the bound assumes.",
+            hint="The evidence was computed with another alpha or vocabulary size than the bound.",
+        )
+
+
+def per_alpha(values: np.ndarray, alphas: tuple[float, ...], units: int, what: str) -> np.ndarray:
+    """Evidence array of shape (len(alphas), units) as float64."""
+    values = np.asarray(values, dtype=np.float64)
+    if values.shape != (len(alphas), units):
+        raise BoundError(f"{what} must have shape (len(alphas), units) = ({len(alphas)}, {units}); got {values.shape}.")
+    return values
+
+
+def hoeffding_term(Delta: float, m: int, delta: float) -> float:
+    """Delta * sqrt(ln(1/delta) / (2m)): upper deviation of a mean of m iid draws with range Delta."""
+    check_delta(delta)
+    check_count(m, "m", "draws")
+    return Delta * math.sqrt(math.log(1.0 / delta) / (2.0 * m))
+
+
+def complexity_inputs(complexity: Complexity) -> dict[str, Any]:
+    return {
+        "code_bits": int(complexity.code_bits),
+        "prefix_bits": float(complexity.prefix_bits),
+        "extra_bits": float(complexity.extra_bits),
+        "extra_breakdown": {k: float(v) for k, v in complexity.extra_breakdown.items()},
+        "total_bits": float(complexity.total_bits),
+        "div_nats": float(complexity.nats),
+    }
+
+
+def make_result(estimator: str, name: str, value: float, empirical: float, value_without_complexity: float,
+                random_guess: float, units: str, inputs: dict[str, Any]) -> BoundResult:
+    """complexity_term = bound(C) - bound(C = 0); confidence_term = bound(C = 0) - empirical."""
+    value, value0, empirical = float(value), float(value_without_complexity), float(empirical)
+    return BoundResult(
+        name=name, estimator=estimator, value=value, empirical=empirical,
+        complexity_term=value - value0, confidence_term=value0 - empirical,
+        random_guess=float(random_guess), units=units, vacuous=value >= random_guess, inputs=inputs,
+    )

@@ -1,0 +1,90 @@
+"""IID subsampling bound, document level (bounds.md section 3; Lotfi et al. 2024a).
+
+N i.i.d. training documents; the empirical risk is the mean over n documents
+drawn uniformly with replacement from them; r = n / (n + N). With probability
+>= 1 - delta:
+
+    R(h) <= R_hat_n + Delta * [ sqrt((div - ln(r delta)) / (2N)) + sqrt(-ln((1 - r) delta) / (2n)) ]
+
+with div = (C(h) + extra bits) ln 2. Terms of each result:
+``complexity_term`` = bound(div) - bound(div = 0), ``confidence_term`` =
+bound(div = 0) - empirical, so value = empirical + complexity_term + confidence_term.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from sublora.bounds.estimators._common import (
+    check_count,
+    check_delta,
+    check_range,
+    complexity_inputs,
+    make_result,
+    per_alpha,
+)
+from sublora.bounds.smoothing import delta_range, loss_range, random_guess_bpd, random_guess_topk
+from sublora.core.bound import BoundEstimator, BoundResult, Complexity, Evidence
+from sublora.core.errors import BoundError
+
+
+def subsampling_bracket(N: int, n: int, div_nats: float, delta: float) -> float:
+    """The bracket multiplying Delta: sqrt((div - ln(r delta))/(2N)) + sqrt(-ln((1-r) delta)/(2n))."""
+    check_delta(delta)
+    check_count(N, "N", "training units")
+    check_count(n, "n", "sampled units")
+    r = n / (n + N)
+    return math.sqrt((div_nats - math.log(r * delta)) / (2.0 * N)) + math.sqrt(-math.log((1.0 - r) * delta) / (2.0 * n))
+
+
+def subsampling_bound(train_risk, N: int, n: int, div_nats: float, Delta: float, delta: float):
+    """R_hat_n + Delta * bracket; ``train_risk`` may be a float or a numpy array."""
+    return train_risk + Delta * subsampling_bracket(N, n, div_nats, delta)
+
+
+class SubsamplingBound(BoundEstimator):
+    """Document-level BPD (best alpha of the paid-for grid) and top-k error bounds."""
+
+    def compute(self, evidence: Evidence, complexity: Complexity, delta: float) -> list[BoundResult]:
+        docs = evidence.documents
+        if docs is None:
+            return []
+        check_delta(delta)
+        N, n, V = int(docs.N), int(docs.n), int(evidence.vocab_size)
+        check_count(N, "N", "training documents")
+        check_count(n, "n", "sampled documents")
+        div = complexity.nats
+        common = {
+            "N": N, "n": n, "delta": float(delta), "r": n / (n + N), "vocab_size": V,
+            "tokens_scored": int(docs.tokens_scored), **complexity_inputs(complexity),
+        }
+
+        bpd = per_alpha(docs.bpd, evidence.alphas, n, "documents.bpd")
+        candidates = []
+        for a, alpha in enumerate(evidence.alphas):
+            check_range(bpd[a], *loss_range(alpha, V), what=f"document BPD at alpha={alpha}")
+            Delta = delta_range(alpha, V)
+            empirical = float(bpd[a].mean())
+            candidates.append((subsampling_bound(empirical, N, n, div, Delta, delta), a, Delta, empirical))
+        value, a, Delta, empirical = min(candidates)
+        inputs = {**common, "alpha": float(evidence.alphas[a]), "alpha_index": a,
+                  "alphas": [float(x) for x in evidence.alphas], "Delta": Delta}
+        results = [make_result(
+            self.name, "document_bpd", value, empirical, subsampling_bound(empirical, N, n, 0.0, Delta, delta),
+            random_guess_bpd(V), "bits/token", inputs,
+        )]
+
+        for k in sorted(docs.topk_error):
+            errors = np.asarray(docs.topk_error[k], dtype=np.float64)
+            if errors.shape != (n,):
+                raise BoundError(f"documents.topk_error[{k}] must have shape ({n},); got {errors.shape}.")
+            check_range(errors, 0.0, 1.0, what=f"top-{k} errors")
+            empirical = float(errors.mean())
+            results.append(make_result(
+                self.name, f"document_top{k}", subsampling_bound(empirical, N, n, div, 1.0, delta), empirical,
+                subsampling_bound(empirical, N, n, 0.0, 1.0, delta), random_guess_topk(int(k), V), "error rate",
+                {**common, "alpha": None, "k": int(k), "Delta": 1.0},
+            ))
+        return results

@@ -1,0 +1,186 @@
+"""The built-in data sources: Python's standard library, local text files, HF datasets.
+
+Every source yields ``(document id, text)`` in an order that depends only on
+the data, never on the file system's listing order, so a prepared dataset
+(and the bound computed on it) can be reproduced.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import platform
+import sysconfig
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from sublora.core.data.configs import HFSourceConfig, PyStdlibSourceConfig, TextSourceConfig
+from sublora.core.errors import DataError
+from sublora.core.source import Source
+
+#: Directory names never read from the standard library: tests and installed packages.
+STDLIB_EXCLUDED_DIRS = frozenset({"test", "tests", "idle_test", "site-packages", "dist-packages", "__pycache__"})
+
+
+def _read_text(path: Path) -> str:
+    return path.read_bytes().decode("utf-8", errors="replace")
+
+
+class PyStdlibSource(Source):
+    """The default corpus: it ships with every Python, so it needs no download."""
+
+    def __init__(self, config: PyStdlibSourceConfig):
+        super().__init__(config)
+        self.root = Path(config.root).expanduser() if config.root else Path(sysconfig.get_paths()["stdlib"])
+
+    def files(self) -> list[str]:
+        """Relative posix paths of the files read, sorted."""
+        if not self.root.is_dir():
+            raise DataError(
+                f"Standard library directory {str(self.root)!r} does not exist.",
+                hint="Set data.source_options.root to a folder of .py files, or use another source.",
+            )
+        found = []
+        for dirpath, dirnames, filenames in os.walk(self.root):
+            dirnames[:] = [d for d in dirnames if d not in STDLIB_EXCLUDED_DIRS]
+            rel_dir = Path(dirpath).relative_to(self.root)
+            found.extend((rel_dir / f).as_posix() for f in filenames if f.endswith(".py"))
+        return sorted(found)
+
+    def count(self) -> int:
+        return len(self.files())
+
+    def documents(self) -> Iterator[tuple[str, str]]:
+        for rel in self.files():
+            yield rel, _read_text(self.root / rel)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            **super().describe(),
+            "root": str(self.root),
+            "python_version": platform.python_version(),
+            "python_implementation": platform.python_implementation(),
+        }
+
+
+class TextSource(Source):
+    """Local files; folders and globs are read in sorted path order."""
+
+    def __init__(self, config: TextSourceConfig):
+        super().__init__(config)
+        self.extensions = tuple(e.lower() if e.startswith(".") else f".{e.lower()}" for e in config.extensions)
+
+    def _wanted(self, path: Path) -> bool:
+        return path.suffix.lower() in self.extensions
+
+    def files(self) -> list[tuple[Path, str]]:
+        """``(path, document id prefix)`` of every file read, sorted by id."""
+        path = Path(self.config.path).expanduser()
+        if path.is_file():
+            return [(path, path.name)]
+        if path.is_dir():
+            found = self._walk(path)
+        else:
+            found = []
+            for match in sorted(glob.glob(str(path), recursive=True)):
+                p = Path(match)
+                if p.is_dir():
+                    found.extend(self._walk(p))
+                elif p.is_file() and self._wanted(p):
+                    found.append((p, p.as_posix()))
+        if not found:
+            raise DataError(
+                f"Text source path {self.config.path!r} matches no file with suffix {', '.join(self.extensions)}.",
+                hint="Check data.source_options.path (a file, a folder or a glob) and data.source_options.extensions.",
+            )
+        unique = {p.resolve(): (p, doc_id) for p, doc_id in found}
+        return sorted(unique.values(), key=lambda item: item[1])
+
+    def _walk(self, folder: Path) -> list[tuple[Path, str]]:
+        out = []
+        for dirpath, dirnames, filenames in os.walk(folder):
+            dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+            for name in filenames:
+                p = Path(dirpath) / name
+                if not name.startswith(".") and self._wanted(p):
+                    out.append((p, p.relative_to(folder).as_posix()))
+        return out
+
+    def count(self) -> int | None:
+        files = self.files()
+        return None if any(p.suffix.lower() == ".jsonl" for p, _ in files) else len(files)
+
+    def documents(self) -> Iterator[tuple[str, str]]:
+        for path, doc_id in self.files():
+            if path.suffix.lower() == ".jsonl":
+                yield from self._jsonl(path, doc_id)
+            else:
+                yield doc_id, _read_text(path)
+
+    def _jsonl(self, path: Path, doc_id: str) -> Iterator[tuple[str, str]]:
+        field = self.config.text_field
+        with path.open("r", encoding="utf-8", errors="replace") as fh:
+            for lineno, line in enumerate(fh, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise DataError(f"{path}:{lineno} is not valid JSON ({exc.msg}).",
+                                    hint="Each line of a .jsonl file must be one JSON object.") from exc
+                if not isinstance(record, dict) or not isinstance(record.get(field), str):
+                    keys = ", ".join(record) if isinstance(record, dict) else type(record).__name__
+                    raise DataError(f"{path}:{lineno} has no string field {field!r} (found: {keys}).",
+                                    hint="Set data.source_options.text_field to the field holding the text.")
+                yield f"{doc_id}:{lineno}", record[field]
+
+
+class HFSource(Source):
+    """A Hugging Face dataset, read in its stored row order; `datasets` is imported only here."""
+
+    def __init__(self, config: HFSourceConfig):
+        super().__init__(config)
+
+    def _load(self):
+        try:
+            import datasets
+        except ImportError as exc:
+            raise DataError(
+                "The 'hf' source needs the Hugging Face `datasets` package.",
+                hint="Run `pip install sublora-core[hf]`, or use the 'pystdlib' or 'text' source.",
+            ) from exc
+        cfg = self.config
+        try:
+            ds = datasets.load_dataset(cfg.name, cfg.config_name, split=cfg.split,
+                                       data_files=cfg.data_files, cache_dir=cfg.cache_dir)
+        except Exception as exc:  # noqa: BLE001 - datasets raises many unrelated types
+            raise DataError(
+                f"Could not load dataset {cfg.name!r} (split {cfg.split!r}): {type(exc).__name__}: {exc}",
+                hint="Check the name, split and data_files; offline, load local files with name='json' and "
+                "data_files=..., or use the 'text' source.",
+            ) from exc
+        if cfg.text_field not in ds.column_names:
+            raise DataError(f"Dataset {cfg.name!r} has no column {cfg.text_field!r} "
+                            f"(columns: {', '.join(ds.column_names)}).",
+                            hint="Set data.source_options.text_field to the column holding the text.")
+        if cfg.max_documents is not None:
+            ds = ds.select(range(min(cfg.max_documents, len(ds))))
+        return ds.select_columns([cfg.text_field])
+
+    def documents(self) -> Iterator[tuple[str, str]]:
+        ds = self._load()
+        field, index = self.config.text_field, 0
+        for batch in ds.iter(batch_size=1000):
+            for text in batch[field]:
+                yield f"{self.config.name}/{self.config.split}:{index}", text or ""
+                index += 1
+
+    def describe(self) -> dict[str, Any]:
+        try:
+            from importlib.metadata import version
+            datasets_version = version("datasets")
+        except Exception:  # noqa: BLE001 - metadata is informative only
+            datasets_version = None
+        return {**super().describe(), "datasets_version": datasets_version}

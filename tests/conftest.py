@@ -1,0 +1,58 @@
+"""Shared test setup: a private cache dir, few threads, no network; tiny configs."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_environment(tmp_path_factory):
+    cache = tmp_path_factory.mktemp("sublora-cache")
+    os.environ["SUBLORA_CACHE"] = str(cache)
+    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    try:
+        import torch
+
+        torch.set_num_threads(int(os.environ.get("SUBLORA_TEST_THREADS", "2")))
+    except ImportError:
+        pass
+    yield
+
+
+TINY = {
+    "data": {"source": "text", "max_documents": None},
+    "model": {"preset": "tiny", "n_layer": 2, "n_head": 2, "n_embd": 32, "block_size": 32, "dropout": 0.0},
+    "sublora": {"intrinsic_dim": 64, "projector": "rdkron"},
+    "train": {"max_steps": 6, "batch_size": 2, "warmup_steps": 2, "eval_interval": 3, "eval_batches": 1,
+              "log_interval": 2, "checkpoint_interval": 3, "threads": 1},
+    "bound": {"doc_samples": 3, "token_blocks": 8},
+}
+
+
+@pytest.fixture(scope="session")
+def text_corpus(tmp_path_factory):
+    """A small folder of real text (stdlib modules) for fast data preparation."""
+    import sysconfig
+    from pathlib import Path
+
+    root = tmp_path_factory.mktemp("corpus")
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    for name in ("abc.py", "bisect.py", "colorsys.py", "keyword.py", "fnmatch.py", "glob.py", "heapq.py", "numbers.py"):
+        (root / f"{name}.txt").write_text((stdlib / name).read_text())
+    return root
+
+
+@pytest.fixture
+def tiny_config(text_corpus):
+    """A validated tiny RunConfig over the small corpus."""
+    import copy
+
+    from sublora.core.config import RunConfig
+
+    data = copy.deepcopy(TINY)
+    data["data"]["source_options"] = {"path": str(text_corpus)}
+    return RunConfig.from_dict(data)
