@@ -43,6 +43,7 @@ def run(
     print_certificate(cert)
     for check in verify(out_dir):
         out.print(f"[green]ok[/] {check}", highlight=False)
+    out.print("[bold green]certificate verified[/]")
     out.print(f"done in {time.perf_counter() - t0:.1f} s; results in {out_dir}/certificate.json", highlight=False)
 
 
