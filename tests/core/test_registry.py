@@ -118,4 +118,4 @@ def test_autoload_switch_ignores_third_party(monkeypatch):
     monkeypatch.setenv("SUBLORA_DISABLE_PLUGIN_AUTOLOAD", "1")
     reg.refresh()
     names = reg.registry("projector").names()
-    assert "thirdparty" not in names and "rdkron" in names
+    assert "thirdparty" not in names and "hashing" not in names and "rdkron" in names

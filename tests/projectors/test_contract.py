@@ -180,3 +180,22 @@ def test_suite_catches(cls, check, message):
 
 def test_suite_passes_a_correct_projector():
     check_projector(_config(GoodDense), 60, 12)
+
+
+class Tanh(GoodDense):
+    linear = False
+
+    def forward(self, w):
+        return self.P @ torch.tanh(w)
+
+
+class TanhWrongGrad(Tanh):
+    def forward(self, w):
+        return _DoubledGrad.apply(torch.tanh(w), self.P)
+
+
+def test_nonlinear_projectors_get_finite_difference_and_jacobian_checks():
+    for check in (check_adjoint, check_coverage, check_determinism, check_state):
+        check(_config(Tanh), 60, 12)
+    with pytest.raises(AssertionError, match="finite differences"):
+        check_adjoint(_config(TanhWrongGrad), 60, 12)

@@ -4,8 +4,8 @@ Built-in components use the same entry points as third-party plugins, so
 there is one loading path and the listing shows who provides each name.
 Entry points are listed cheaply and loaded lazily; a plugin that fails to
 load is reported as broken and breaks nothing else. Set
-``SUBLORA_DISABLE_PLUGIN_AUTOLOAD=1`` to ignore every distribution whose name
-does not start with ``sublora-`` (as pytest's PYTEST_DISABLE_PLUGIN_AUTOLOAD).
+``SUBLORA_DISABLE_PLUGIN_AUTOLOAD=1`` to ignore every distribution but sublora's
+own (as pytest's PYTEST_DISABLE_PLUGIN_AUTOLOAD).
 """
 
 from __future__ import annotations
@@ -19,6 +19,9 @@ from importlib import metadata
 from sublora.core.component import ComponentConfig, load_object, make_config
 from sublora.core.errors import PluginLoadError, UnknownComponentError
 from sublora.core.spec import ComponentSpec, parse_spec
+
+#: The distributions of this repository; everything else is a third-party plugin.
+BUILTIN_DISTRIBUTIONS = frozenset({"sublora-core", "sublora-projectors", "sublora-bounds", "sublora-cli"})
 
 #: kind -> entry-point group
 KINDS: dict[str, str] = {
@@ -61,7 +64,7 @@ def _entries(kind: str) -> tuple[PluginEntry, ...]:
         dist = getattr(ep, "dist", None)
         dist_name = dist.metadata["Name"] if dist is not None else "?"
         version = dist.version if dist is not None else "?"
-        if _autoload_disabled() and not dist_name.lower().startswith("sublora-"):
+        if _autoload_disabled() and dist_name.lower() not in BUILTIN_DISTRIBUTIONS:
             continue
         entry = PluginEntry(kind, ep.name.lower(), ep.value, dist_name, version)
         previous = seen.get(entry.name)

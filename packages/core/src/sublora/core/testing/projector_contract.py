@@ -57,27 +57,26 @@ Spec = str | ProjectorConfig
 def make_layout(D: int) -> ParamLayout:
     """A fake layout of exactly D parameters: lora_A/lora_B slots of blocks 0 and 1, a head, a misc tensor.
 
-    lora_A slots are shaped (4, n / 4) and lora_B slots (n / 4, 4) when 4 divides n;
-    with D < 7 only the first D slots exist.
+    From D = 64 on, LoRA slots have rank 4, lora_A (4, n) and lora_B (n, 4), the head's lora_B is
+    the largest slot and ln_f takes the rest; below, slots are flat and only the first D exist.
     """
     if D < 1:
         raise ValueError(f"D must be >= 1, got {D}")
-    slots = _SLOTS[: min(D, len(_SLOTS))]
-    total = sum(weight for _, weight in slots)
-    sizes = [1 + (D - len(slots)) * weight // total for _, weight in slots]
-    largest = max(range(len(slots)), key=lambda i: slots[i][1])
-    sizes[largest] += D - sum(sizes)  # the rounding remainder goes to the head's lora_B
+    total = sum(weight for _, weight in _SLOTS)
     named = []
-    for (name, _), n in zip(slots, sizes):
-        if "lora_A" in name:
-            shape = (4, n // 4) if n % 4 == 0 else (1, n)
-        elif "lora_B" in name:
-            shape = (n // 4, 4) if n % 4 == 0 else (n, 1)
-        else:
-            shape = (n,)
-        named.append((name, shape))
+    if D >= 64:
+        for name, weight in _SLOTS[:-1]:
+            n = D * weight // (4 * total)  # >= 1
+            named.append((name, (4, n) if "lora_A" in name else (n, 4)))
+        named.append((_SLOTS[-1][0], (D - sum(a * b for _, (a, b) in named),)))
+    else:
+        slots = _SLOTS[: min(D, len(_SLOTS))]
+        sizes = [1] * len(slots)
+        sizes[max(range(len(slots)), key=lambda i: slots[i][1])] += D - len(slots)
+        named = [(name, (1, n) if "lora_A" in name else (n, 1) if "lora_B" in name else (n,))
+                 for (name, _), n in zip(slots, sizes)]
     layout = ParamLayout.from_named_shapes(named)
-    assert layout.D == D
+    assert layout.D == D, (layout.D, D)
     return layout
 
 
