@@ -36,7 +36,7 @@ def build_base_model(config: ModelConfig, vocab_size: int, eot_id: int):
                 f"model.pretrained={path} is not a local GPT-2 directory (no config.json).",
                 hint="Point it at a directory written by save_pretrained(), or drop the option to train from scratch.",
             )
-        model = GPT2LMHeadModel.from_pretrained(path, local_files_only=True)
+        model = GPT2LMHeadModel.from_pretrained(path, local_files_only=True, **_fused_gelu(path))
         if model.config.vocab_size < vocab_size:
             raise ConfigError(
                 f"The pretrained model's vocabulary ({model.config.vocab_size}) is smaller than the "
@@ -59,11 +59,21 @@ def build_base_model(config: ModelConfig, vocab_size: int, eot_id: int):
         attn_pdrop=config.dropout,
         bos_token_id=eot_id,
         eos_token_id=eot_id,
+        # Exact (erf) GELU, as nanoGPT: vectorized on CPU, ~2x faster than the tanh form GPT-2 used.
+        activation_function="gelu",
     )
     gpt_config._attn_implementation = "sdpa"
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.init_seed)
         return GPT2LMHeadModel(gpt_config)
+
+
+def _fused_gelu(path: Path) -> dict:
+    """Swap GPT-2's unfused "gelu_new" for torch's fused tanh GELU: the same function, computed faster."""
+    import json
+
+    activation = json.loads((path / "config.json").read_text()).get("activation_function", "gelu_new")
+    return {"activation_function": "gelu_pytorch_tanh"} if activation == "gelu_new" else {}
 
 
 def add_lora(model, config: LoraConfig, init_seed: int):
