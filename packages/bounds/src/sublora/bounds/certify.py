@@ -115,7 +115,7 @@ def _collect_evidence(model, data, config: RunConfig, progress: ProgressFactory)
     with progress("score documents") as bar:
         starts, ends = data.doc_bounds("train")
         documents = score_documents(model, data.train, starts, ends, data.eot_id, config.model.block_size,
-                                    b.doc_stride or max(1, config.model.block_size // 2), alphas, b.topk,
+                                    b.doc_stride or config.model.block_size, alphas, b.topk,
                                     b.doc_samples, seed=b.seed + 1, batch_size=b.batch_size, progress=bar)
     return Evidence(vocab_size=data.vocab_size, alphas=alphas, documents=documents, tokens=tokens)
 

@@ -46,10 +46,6 @@ def _smoothed_stats(logits: torch.Tensor, targets: torch.Tensor, alphas: Sequenc
     return torch.stack(xs), torch.stack(xi2s), rank
 
 
-def _forward_chunks(model, theta, x: torch.Tensor, chunk: int) -> torch.Tensor:
-    return torch.cat([model(x[i : i + chunk], theta) for i in range(0, x.size(0), chunk)])
-
-
 def _rows_per_chunk(block_size: int, vocab: int, batch_size: int) -> int:
     return max(1, min(batch_size, _MAX_LOGIT_ELEMENTS // max(block_size * vocab, 1)))
 
@@ -120,6 +116,7 @@ def score_documents(model, tokens: np.ndarray, starts: np.ndarray, ends: np.ndar
     indices = np.random.default_rng(seed).integers(0, N, size=samples)
     model.eval()
     theta = model.flat_params()
+    rows = _rows_per_chunk(block_size, int(model.net.get_output_embeddings().out_features), batch_size)
     bpd = np.empty((len(alphas), samples))
     errors = {k: np.empty(samples) for k in topk}
     scored_total = 0
@@ -130,19 +127,17 @@ def score_documents(model, tokens: np.ndarray, starts: np.ndarray, ends: np.ndar
         x_sum = torch.zeros(len(alphas), dtype=torch.float64)
         wrong = {k: 0 for k in topk}
         windows = _document_windows(L, block_size, stride)
-        # full-length windows are batched; a short tail (only when L < block_size) runs alone
-        full = [(s, f) for s, f in windows if s + block_size <= L]
-        short = [(s, f) for s, f in windows if s + block_size > L]
-        for group, length in ((full, block_size), *(([w], L - w[0]) for w in short)):
-            if not group:
-                continue
+        # Full-length windows run in batches; a lone short window (document < block) runs alone.
+        if windows[0][0] + block_size > L:
+            batches = [(windows, L)]
+        else:
+            batches = [(windows[j : j + rows], block_size) for j in range(0, len(windows), rows)]
+        for group, length in batches:
             xin = torch.from_numpy(np.stack([inputs[s : s + length] for s, _ in group]))
             yt = torch.from_numpy(np.stack([targets[s : s + length] for s, _ in group]))
-            logits = _forward_chunks(model, theta, xin, batch_size)
-            x, _, rank = _smoothed_stats(logits, yt, alphas)
-            mask = torch.zeros(len(group), length, dtype=torch.bool)
-            for row, (s, first) in enumerate(group):
-                mask[row, first - s :] = True
+            x, _, rank = _smoothed_stats(model(xin, theta), yt, alphas)
+            first = torch.tensor([f - s for s, f in group]).unsqueeze(1)  # (G, 1)
+            mask = torch.arange(length).unsqueeze(0) >= first  # (G, length): targets this window scores
             x_sum += (x * mask).sum(dim=(1, 2)).double()
             for k in topk:
                 wrong[k] += int(((rank >= k) & mask).sum())

@@ -121,8 +121,9 @@ class BoundSettings(Section):
     alphas: list[float] = Field(default_factory=lambda: [1e-3, 1e-2, 0.05, 0.1, 0.25, 0.5])
     delta: float = Field(0.05, gt=0, lt=1)
     hyper_bits: float = Field(7.0, ge=0, description="Bits paid for hyperparameters chosen after seeing data.")
-    doc_samples: int = Field(200, ge=1, description="Documents drawn (with replacement) for the document-level bound.")
-    doc_stride: int | None = Field(None, ge=1, description="Sliding-window stride for long documents (default block/2).")
+    doc_samples: int = Field(50, ge=1, description="Documents drawn (with replacement) for the document-level bound.")
+    doc_stride: int | None = Field(None, ge=1, description="Sliding-window stride for long documents "
+                                   "(default: block_size, i.e. non-overlapping windows; smaller = more context, more compute).")
     token_blocks: int | None = Field(None, ge=1, description="Blocks drawn for token-level bounds; None = evaluate all.")
     topk: list[int] = Field(default_factory=lambda: [1, 10, 100])
     batch_size: int = Field(32, ge=1)

@@ -17,7 +17,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "sublora": {"intrinsic_dim": 200},
         "train": {"max_steps": 30, "batch_size": 4, "warmup_steps": 5, "eval_interval": 15,
                   "eval_batches": 2, "log_interval": 5, "checkpoint_interval": 15},
-        "bound": {"doc_samples": 6, "doc_stride": 64, "token_blocks": 64},
+        "bound": {"doc_samples": 6, "token_blocks": 64},
     },
 }
 
