@@ -29,7 +29,7 @@ def model():
 def _direct(model, inputs, targets, alpha):
     """Smoothed loss (bits), smoothed entropy (bits) and target rank per position, the slow way."""
     with torch.no_grad():
-        p = torch.softmax(model(torch.tensor([inputs]))[0].double(), -1)
+        p = torch.softmax(model(torch.from_numpy(np.asarray([inputs], dtype=np.int64)))[0].double(), -1)
     ph = (1 - alpha) * p + alpha / V
     x = [-math.log2(ph[i, t]) for i, t in enumerate(targets)]
     y = [float(-(ph[i] * torch.log2(ph[i])).sum()) for i in range(len(targets))]

@@ -11,7 +11,7 @@ from sublora.core.overrides import parse_overrides, resolve_config
 
 def test_defaults_are_the_main_job():
     cfg = RunConfig()
-    assert (cfg.data.source, cfg.data.tokenizer, cfg.sublora.projector) == ("pystdlib", "bytes", "rdkron")
+    assert (cfg.data.source, cfg.data.tokenizer, cfg.sublora.projector) == ("pystdlib", "bytes", "rdkron:qr")
     assert cfg.bound.levels == 11
 
 

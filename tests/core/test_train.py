@@ -110,3 +110,18 @@ def test_lr_schedule_warmup_then_cosine(tiny_config):
     assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0)
     assert all(a >= b for a, b in zip(lrs[10:], lrs[11:]))
     assert lrs[100] == pytest.approx(0.1)
+
+
+def test_loading_a_run_checks_the_data_identity(tiny_config, tmp_path):
+    from sublora.core.errors import DataError
+    from sublora.core.train import load_trained
+
+    train(tiny_config, tmp_path / "r")
+    model, config, data = load_trained(tmp_path / "r")
+    assert model.training is False and data.vocab_size == 257
+    manifest_path = tmp_path / "r" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["data"]["sha256"] = {"train.bin": "0" * 64, "val.bin": "0" * 64}
+    manifest_path.write_text(json.dumps(manifest))
+    with pytest.raises(DataError, match="not the data"):
+        load_trained(tmp_path / "r")

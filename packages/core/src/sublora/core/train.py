@@ -20,7 +20,7 @@ import yaml
 
 from sublora.core.checkpoint import load_checkpoint, save_checkpoint
 from sublora.core.config import RunConfig
-from sublora.core.errors import RunDirError, TrainingError
+from sublora.core.errors import DataError, RunDirError, TrainingError
 from sublora.core.manifest import config_hash, new_manifest, read_json, write_json
 from sublora.core.rundir import RunDir
 
@@ -227,8 +227,14 @@ def load_trained(run_dir: str | Path, which: str = "best"):
     config = rd.config()
     torch.set_num_threads(config.train.threads)
     manifest = rd.read_manifest()
-    data_dir = manifest.get("data", {}).get("dir")
+    recorded = manifest.get("data", {})
+    data_dir = recorded.get("dir")
     data = PreparedData.open(Path(data_dir) if data_dir and Path(data_dir).is_dir() else ensure_prepared(config.data))
+    if recorded.get("sha256") and data.meta.get("sha256") != recorded["sha256"]:
+        raise DataError(
+            f"The prepared data in {data.path} is not the data {rd.root} was trained on (train.bin/val.bin hashes differ).",
+            hint="Point --data.dir at the original data, or re-prepare it with the run's own config.",
+        )
     model = build_model(config, data.vocab_size, data.eot_id)
     load_checkpoint(rd.best if which == "best" else rd.last, model, config)
     model.eval()
