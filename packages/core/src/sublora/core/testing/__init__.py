@@ -7,42 +7,7 @@ Example, in a plugin's own tests::
     check_contract(MyProjectorConfig())     # or a config, before registering it
 """
 
-from sublora.core.testing.projector_contract import (
-    CONTRACT_SIZES,
-    MEMORY_SIZE,
-    build_projector,
-    check_adjoint,
-    check_contract,
-    check_coverage,
-    check_determinism,
-    check_linearity,
-    check_memory,
-    check_output,
-    check_projector,
-    check_scale,
-    check_state,
-    make_layout,
-    materialize,
-    resolve_config,
-    stored_numbers,
-)
+from sublora.core.testing import projector_contract
+from sublora.core.testing.projector_contract import *  # noqa: F403 - the public names, listed in its __all__
 
-__all__ = [
-    "CONTRACT_SIZES",
-    "MEMORY_SIZE",
-    "build_projector",
-    "check_adjoint",
-    "check_contract",
-    "check_coverage",
-    "check_determinism",
-    "check_linearity",
-    "check_memory",
-    "check_output",
-    "check_projector",
-    "check_scale",
-    "check_state",
-    "make_layout",
-    "materialize",
-    "resolve_config",
-    "stored_numbers",
-]
+__all__ = list(projector_contract.__all__)
