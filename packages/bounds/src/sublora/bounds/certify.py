@@ -184,6 +184,7 @@ def certify(run_dir: str | Path, progress: ProgressFactory | None = None, force:
         "hypothesis": {name: {"length": int(q.symbols.size), "levels": int(q.codebook.size),
                               "codebook": [float(c) for c in q.codebook], "values_sha256": sha256_array(q.values)}
                        for name, q in quantized.items()},
+        "projector_report": model.projector.report(),  # of the certified (quantized) model, e.g. learned gates
         "d": int(w.symbols.size),
         "D": model.D,
         "vocab_size": data.vocab_size,

@@ -29,6 +29,8 @@ class Projector(nn.Module, ABC):
     """
 
     linear: ClassVar[bool] = True
+    #: Learning-rate multiplier for parameters the projector owns (e.g. learned gates).
+    lr_scale: float = 1.0
 
     def __init__(self, config: ProjectorConfig, layout: ParamLayout, d: int, seed: int):
         super().__init__()
@@ -49,5 +51,9 @@ class Projector(nn.Module, ABC):
         return torch.Generator(device="cpu").manual_seed(self.seed * 1_000_003 + offset)
 
     def report(self) -> dict[str, Any]:
-        """Human-readable state worth showing (e.g. learned gates); JSON-serializable."""
+        """State worth showing and logging (e.g. learned gates per layer); JSON-serializable.
+
+        The trainer logs it at every evaluation and stores the final one in the
+        run's manifest; `sublora show` prints it.
+        """
         return {}

@@ -118,7 +118,11 @@ def train(config: RunConfig, run_dir: str | Path, callbacks: TrainCallbacks | No
     model = build_model(config, data.vocab_size, data.eot_id)
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=tc.lr, betas=(tc.beta1, tc.beta2), weight_decay=tc.weight_decay)
+    owned = [p for p in model.projector.parameters() if p.requires_grad]
+    groups = [{"params": [model.w], "lr_scale": 1.0}]
+    if owned:  # e.g. learned gates: their own learning rate, no weight decay
+        groups.append({"params": owned, "lr_scale": float(model.projector.lr_scale), "weight_decay": 0.0})
+    optimizer = torch.optim.AdamW(groups, lr=tc.lr, betas=(tc.beta1, tc.beta2), weight_decay=tc.weight_decay)
     batch_gen = torch.Generator().manual_seed(tc.seed)
 
     step, best_val, elapsed_before = 0, None, 0.0
@@ -156,7 +160,7 @@ def train(config: RunConfig, run_dir: str | Path, callbacks: TrainCallbacks | No
         while step < tc.max_steps:
             lr = lr_at(step, tc)
             for group in optimizer.param_groups:
-                group["lr"] = lr
+                group["lr"] = lr * group.get("lr_scale", 1.0)
             # One projection per optimizer step: micro-batches backprop into theta, then theta into w.
             theta = model.flat_params()
             theta_leaf = theta.detach().requires_grad_(True)
@@ -190,7 +194,8 @@ def train(config: RunConfig, run_dir: str | Path, callbacks: TrainCallbacks | No
 
             if step % tc.eval_interval == 0 or step == tc.max_steps:
                 metrics = estimate_loss(model, data, config)
-                log({"event": "eval", "step": step, **metrics})
+                report = model.projector.report()
+                log({"event": "eval", "step": step, **metrics, **({"projector": report} if report else {})})
                 cb.on_eval(step, metrics)
                 if best_val is None or metrics["val_loss"] < best_val:
                     best_val = metrics["val_loss"]
@@ -211,6 +216,7 @@ def train(config: RunConfig, run_dir: str | Path, callbacks: TrainCallbacks | No
     finished = step >= tc.max_steps
     manifest = read_json(rd.manifest)
     manifest.update(status="trained" if finished else "training",
+                    projector_report=model.projector.report(),
                     training={"steps": step, "seconds": round(seconds, 2), "best_val_loss": best_val,
                               "best_val_bpt": None if best_val is None else best_val / LN2,
                               "threads": tc.threads})

@@ -30,8 +30,11 @@ def show(run_dir: RunDirArg) -> None:
                       highlight=False)
     report = manifest.get("projector_report")
     if report:
-        out.print(f"projector state: {json.dumps(report)}", highlight=False)
+        out.print(f"projector state (end of training): {json.dumps(report)}", highlight=False)
     if rd.certificate.is_file():
-        print_certificate(json.loads(rd.certificate.read_text()))
+        cert = json.loads(rd.certificate.read_text())
+        if cert.get("projector_report"):
+            out.print(f"projector state (certified, quantized): {json.dumps(cert['projector_report'])}", highlight=False)
+        print_certificate(cert)
     else:
         out.print("no certificate yet (run `sublora bound`).")
