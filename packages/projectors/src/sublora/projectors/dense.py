@@ -16,7 +16,7 @@ from torch.autograd.function import once_differentiable
 
 from sublora.core.layout import ParamLayout
 from sublora.core.projector import Projector
-from sublora.projectors.configs import DenseConfig
+from sublora.projectors.configs.dense import DenseConfig
 
 #: numbers drawn per generator block (at least one row): fixes P for a given (seed, D, d)
 BLOCK_NUMBERS = 1 << 16

@@ -41,7 +41,7 @@ import torch
 
 from sublora.core.layout import ParamLayout
 from sublora.core.projector import Projector
-from sublora.projectors.configs import RdkronConfig
+from sublora.projectors.configs.rdkron import RdkronConfig
 
 
 @dataclass(frozen=True)

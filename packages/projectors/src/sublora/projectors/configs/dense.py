@@ -1,8 +1,4 @@
-"""Configs of the built-in projectors (entry points of ``sublora.projectors``).
-
-Cheap to import: no torch here. Each config names its implementation, which
-is imported only when the projector is built.
-"""
+"""Config of the dense Gaussian projector (no torch import)."""
 
 from __future__ import annotations
 
@@ -33,16 +29,3 @@ class DenseConfig(ProjectorConfig):
         description="Keep the whole of P in memory when it takes at most this many MB (0: never). "
         "Does not change P, only speed.",
     )
-
-
-class RdkronConfig(ProjectorConfig):
-    """Rounded double Kronecker projector; variant ``qr`` orthonormalizes its random factors."""
-
-    description: ClassVar[str] = (
-        "P = Perm * BlockDiag(R1 (x) R2, E): Kronecker factors of about sqrt(D) x sqrt(d), a small dense "
-        "leftover block, a random row permutation; memory O(sqrt(D d) + D). Variant qr: orthonormal factors "
-        "(P^T P = I exactly when D >= d)."
-    )
-    implementation: ClassVar[str] = "sublora.projectors.rdkron:RdkronProjector"
-    variants: ClassVar[tuple[str, ...]] = ("qr",)
-    default_variant: ClassVar[str | None] = None  # None: plain Gaussian factors
