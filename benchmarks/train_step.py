@@ -87,6 +87,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--projectors", default="rdkron,rdkron:qr,dense")
+    parser.add_argument("--d", type=int, default=None, help="intrinsic dimension for the main-job setup")
+    parser.add_argument("--only-main", action="store_true", help="skip the reference configuration")
     args = parser.parse_args()
     from sublora.core.config import RunConfig
 
@@ -94,10 +96,12 @@ def main() -> None:
     setups = {
         "reference (2x128, B=8, T=128, d=1000, 1 thread)": (
             {"n_layer": 2, "n_head": 4, "n_embd": 128, "block_size": 128}, 1000, 8, 128, 1),
-        f"main job default ({default.model.preset}, d={default.sublora.intrinsic_dim}, {default.train.threads} threads)": (
-            {"preset": default.model.preset, "block_size": default.model.block_size}, default.sublora.intrinsic_dim,
+        f"main job default ({default.model.preset}, d={args.d or default.sublora.intrinsic_dim}, {default.train.threads} threads)": (
+            {"preset": default.model.preset, "block_size": default.model.block_size}, args.d or default.sublora.intrinsic_dim,
             default.train.batch_size, default.model.block_size, default.train.threads),
     }
+    if args.only_main:
+        setups = dict(list(setups.items())[1:])
     print(f"{'setup':58s} {'variant':12s} {'D':>8s} {'step [s]':>9s} {'tok/s':>9s} {'ratio':>6s}")
     for title, (model, d, batch, block, threads) in setups.items():
         torch.set_num_threads(threads)
