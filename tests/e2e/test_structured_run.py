@@ -38,5 +38,11 @@ def test_learned_gates_are_trained_reported_coded_and_shown(tmp_path):
     for gamma in certified.values():  # the report is of the quantized gates: sigmoid of a codebook value
         assert min(abs(gamma - 1 / (1 + math.exp(-c))) for c in gates["codebook"]) < 1e-5
 
+    from sublora.core.checkpoint import read_checkpoint
+
+    tensors, metadata = read_checkpoint(out / "checkpoint" / "best.safetensors")
+    assert "projector.gates" in tensors and len(tensors["projector.gates"]) == len(layers)
+    assert set(json.loads(metadata["projector_report"])["gammas"]) == layers  # gammas readable from the checkpoint
+
     shown = sublora("show", out)
     assert shown.returncode == 0 and '"gammas"' in shown.stdout and '"h.0"' in shown.stdout

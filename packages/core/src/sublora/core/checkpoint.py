@@ -8,6 +8,7 @@ silently producing garbage.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -39,6 +40,8 @@ def save_checkpoint(path: Path, model, config: RunConfig, step: int, val_loss: f
         "D": str(model.D),
         "d": str(model.d),
         "model_identity": model_identity(config),
+        # e.g. the learned gates' gammas per layer, readable without building the model
+        "projector_report": json.dumps(model.projector.report()),
     }
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     save_file(tensors, str(tmp), metadata=metadata)
