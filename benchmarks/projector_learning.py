@@ -23,6 +23,26 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def read_run(out: Path, spec: str, d: int, seed: int) -> dict:
+    row = {"projector": spec, "d": d, "seed": seed}
+    manifest = json.loads((out / "manifest.json").read_text())
+    if manifest.get("status") != "trained":
+        return {**row, "error": f"status {manifest.get('status')}"}
+    evals = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    last = [e for e in evals if e["event"] == "eval"][-1]
+    return {**row, "train_bpt": last["train_bpt"], "val_bpt": last["val_bpt"],
+            "seconds": manifest["training"]["seconds"], "D": manifest["model"]["D"]}
+
+
+def collect(work: Path) -> list[dict]:
+    """Rows of every finished run in a work directory (to summarize an interrupted study)."""
+    rows = []
+    for out in sorted(p for p in work.iterdir() if (p / "manifest.json").is_file()):
+        name, d, seed = out.name.rsplit("_", 2)
+        rows.append(read_run(out, name.replace("-", ":", 1), int(d[1:]), int(seed[1:])))
+    return rows
+
+
 def run_one(spec: str, d: int, seed: int, steps: int, work: Path, env: dict) -> dict:
     out = work / f"{spec.replace(':', '-')}_d{d}_s{seed}"
     sublora = Path(sys.executable).with_name("sublora")
@@ -31,16 +51,9 @@ def run_one(spec: str, d: int, seed: int, steps: int, work: Path, env: dict) -> 
            f"--train.max_steps={steps}", f"--train.eval_interval={steps}", f"--train.checkpoint_interval={steps}",
            f"--train.warmup_steps={max(1, steps // 20)}", "--train.threads=1", "--train.eval_batches=10"]
     res = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    row = {"projector": spec, "d": d, "seed": seed}
     if res.returncode != 0:
-        row["error"] = (res.stderr.strip().splitlines() or ["?"])[-1]
-        return row
-    manifest = json.loads((out / "manifest.json").read_text())
-    evals = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
-    last = [e for e in evals if e["event"] == "eval"][-1]
-    row.update(train_bpt=last["train_bpt"], val_bpt=last["val_bpt"], seconds=manifest["training"]["seconds"],
-               D=manifest["model"]["D"])
-    return row
+        return {"projector": spec, "d": d, "seed": seed, "error": (res.stderr.strip().splitlines() or ["?"])[-1]}
+    return read_run(out, spec, d, seed)
 
 
 def main() -> None:
@@ -50,7 +63,11 @@ def main() -> None:
     parser.add_argument("--d", default="1000,10000")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--projectors", default=None)
+    parser.add_argument("--collect", type=Path, default=None, help="only summarize the finished runs in this work dir")
     args = parser.parse_args()
+    if args.collect:
+        write_table(collect(args.collect), args)
+        return
     from sublora.core.registry import registry
 
     if args.projectors:
@@ -69,7 +86,10 @@ def main() -> None:
         rows = list(pool.map(lambda j: run_one(*j, args.steps, work, env), jobs))
     for r in rows:
         print(json.dumps(r), flush=True)
+    write_table(rows, args)
 
+
+def write_table(rows: list[dict], args) -> None:
     lines = ["# Which projector learns best per second", "",
              f"`benchmarks/projector_learning.py --steps {args.steps}`: the main job's model on the embedded default "
              f"corpus, {args.steps} steps (batch 8 x 128 bytes), one thread per run, {args.jobs} runs at a time; "
