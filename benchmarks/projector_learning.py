@@ -70,13 +70,7 @@ def main() -> None:
         return
     from sublora.core.registry import registry
 
-    if args.projectors:
-        specs = args.projectors.split(",")
-    else:
-        specs = []
-        for s in registry("projector").statuses():
-            if s.ok:
-                specs += [s.entry.name] + [f"{s.entry.name}:{v}" for v in s.variants if f"{s.entry.name}:{v}" != s.entry.name]
+    specs = args.projectors.split(",") if args.projectors else registry("projector").specs()
     work = Path(tempfile.mkdtemp(prefix="sublora-learning-"))
     env = {**os.environ, "OMP_NUM_THREADS": "1", "SUBLORA_CACHE": os.environ.get("SUBLORA_CACHE", str(work / "cache"))}
     subprocess.run([str(Path(sys.executable).with_name("sublora")), "data", "prepare"], env=env, check=True,

@@ -62,14 +62,7 @@ def main() -> None:
     args = parser.parse_args()
     from sublora.core.registry import registry
 
-    if args.projectors:
-        specs = args.projectors.split(",")
-    else:
-        specs = []
-        for status in registry("projector").statuses():
-            if status.ok:
-                specs.append(status.entry.name)
-                specs += [f"{status.entry.name}:{v}" for v in status.variants]
+    specs = args.projectors.split(",") if args.projectors else registry("projector").specs()
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     print(f"{'projector':22s} {'D':>9s} {'d':>7s} {'build [s]':>10s} {'fwd+bwd [s]':>12s} {'peak [MB]':>10s} "
           f"{'stored/(D*d)':>13s}  note")

@@ -119,3 +119,8 @@ def test_autoload_switch_ignores_third_party(monkeypatch):
     reg.refresh()
     names = reg.registry("projector").names()
     assert "thirdparty" not in names and "hashing" not in names and "rdkron" in names
+
+
+def test_specs_lists_families_and_variants():
+    specs = reg.registry("projector").specs()
+    assert {"rdkron", "rdkron:qr", "structured:learned", "dense"} <= set(specs)

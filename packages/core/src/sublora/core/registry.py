@@ -120,6 +120,11 @@ class Registry:
         cls = self.load(parsed.family)
         return make_config(cls, parsed.family, parsed.variant, options)
 
+    def specs(self) -> list[str]:
+        """Every loadable spec: each family and each of its variants (``rdkron``, ``rdkron:qr``, ...)."""
+        return [spec for s in self.statuses() if s.ok
+                for spec in (s.entry.name, *(f"{s.entry.name}:{v}" for v in s.variants))]
+
     def statuses(self) -> list[PluginStatus]:
         out = []
         for e in self.entries():
