@@ -23,6 +23,7 @@ import numpy as np
 
 from sublora.core.bound import Complexity, DocumentEvidence, Evidence, TokenEvidence
 from sublora.core.config import RunConfig
+from sublora.core.data.dataset import file_sha256
 from sublora.core.errors import RunDirError, VerificationError
 from sublora.core.manifest import read_json, write_json
 from sublora.core.registry import registry
@@ -30,14 +31,6 @@ from sublora.core.rundir import RunDir
 
 ProgressFactory = Callable[[str], AbstractContextManager]
 FORMAT = "sublora-certificate/1"
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def sha256_array(a: np.ndarray) -> str:
@@ -158,7 +151,7 @@ def certify(run_dir: str | Path, progress: ProgressFactory | None = None, force:
     tmp = rd.compressed.with_name(".model.slc.tmp")
     code_bits = write_compressed(tmp, quantized, config.bound.coder, coder)
     tmp.replace(rd.compressed)
-    model.load_hypothesis({name: torch.from_numpy(q.values).reshape(hypothesis[name].shape) for name, q in quantized.items()})
+    _load_quantized(model, quantized)
     quantized_loss = estimate_loss(model, data, config)
 
     # 2. score the quantized model and compute every bound
@@ -171,11 +164,11 @@ def certify(run_dir: str | Path, progress: ProgressFactory | None = None, force:
     certificate = {
         "format": FORMAT,
         "run": {"config_sha256": manifest.get("config_sha256"), "checkpoint": str(rd.best.relative_to(rd.root)),
-                "checkpoint_sha256": sha256_file(rd.best), "checkpoint_step": int(ckpt_meta.get("step", -1)),
+                "checkpoint_sha256": file_sha256(rd.best), "checkpoint_step": int(ckpt_meta.get("step", -1)),
                 "data": manifest.get("data")},
         "bound_settings": config.bound.model_dump(mode="json"),
         "compressed_file": rd.compressed.name,
-        "compressed_sha256": sha256_file(rd.compressed),
+        "compressed_sha256": file_sha256(rd.compressed),
         "code_bits": code_bits,
         "prefix_bits": complexity.prefix_bits,
         "extra_bits": complexity.extra_bits,
@@ -189,7 +182,7 @@ def certify(run_dir: str | Path, progress: ProgressFactory | None = None, force:
         "D": model.D,
         "vocab_size": data.vocab_size,
         "evidence_file": "evidence.npz",
-        "evidence_sha256": sha256_file(rd.root / "evidence.npz"),
+        "evidence_sha256": file_sha256(rd.root / "evidence.npz"),
         "evaluation": {
             "token_level": {"n": evidence.tokens.n, "block_size": evidence.tokens.block_size,
                             "blocks_evaluated": evidence.tokens.blocks, "total_blocks": evidence.tokens.total_blocks,
@@ -211,6 +204,14 @@ def certify(run_dir: str | Path, progress: ProgressFactory | None = None, force:
     manifest["certificate"] = {"file": rd.certificate.name, "best": _best(bounds)}
     write_json(rd.manifest, manifest)
     return certificate
+
+
+def _load_quantized(model, quantized: dict) -> None:
+    """Put the quantized values of every hypothesis tensor into the model: the model that is certified."""
+    import torch
+
+    shapes = {name: t.shape for name, t in model.hypothesis().items()}
+    model.load_hypothesis({name: torch.from_numpy(q.values).reshape(shapes[name]) for name, q in quantized.items()})
 
 
 def _best(bounds: list[dict[str, Any]]) -> dict[str, Any]:
@@ -241,14 +242,14 @@ def verify(run_dir: str | Path, rescore_blocks: int = 4, tolerance: float = 1e-6
 
     if cert["run"]["config_sha256"] != manifest.get("config_sha256"):
         raise VerificationError("The certificate was made for another config than this run's manifest.")
-    if sha256_file(rd.best) != cert["run"]["checkpoint_sha256"]:
+    if file_sha256(rd.best) != cert["run"]["checkpoint_sha256"]:
         raise VerificationError(f"{rd.best} changed since the certificate was written.")
     checks.append("certificate belongs to this run (config and checkpoint hashes match)")
 
     path = rd.root / cert["compressed_file"]
     if not path.is_file():
         raise VerificationError(f"Compressed model {path} is missing.")
-    if sha256_file(path) != cert["compressed_sha256"]:
+    if file_sha256(path) != cert["compressed_sha256"]:
         raise VerificationError(f"{path} does not match the certificate's sha256 (corrupted or replaced).",
                                 hint="Recompute with `sublora bound --force` if the change was intended.")
     if 8 * path.stat().st_size != cert["code_bits"]:
@@ -266,7 +267,7 @@ def verify(run_dir: str | Path, rescore_blocks: int = 4, tolerance: float = 1e-6
     checks.append(f"decoded {', '.join(decoded)}: identical to the certified quantized values")
 
     evidence_path = rd.root / cert["evidence_file"]
-    if not evidence_path.is_file() or sha256_file(evidence_path) != cert["evidence_sha256"]:
+    if not evidence_path.is_file() or file_sha256(evidence_path) != cert["evidence_sha256"]:
         raise VerificationError(f"{evidence_path} is missing or changed since the certificate was written.")
     evidence = load_evidence(evidence_path, data.vocab_size)
     complexity = complexity_for(config, cert["code_bits"])
@@ -278,7 +279,7 @@ def verify(run_dir: str | Path, rescore_blocks: int = 4, tolerance: float = 1e-6
             raise VerificationError(f"Bound {b['name']} recomputes to {again and again['value']}, certificate says {b['value']}.")
     checks.append(f"recomputed {len(recomputed)} bounds from the evidence: all match")
 
-    model.load_hypothesis({name: torch.from_numpy(q.values).reshape(hypothesis[name].shape) for name, q in decoded.items()})
+    _load_quantized(model, decoded)
     t = evidence.tokens
     k = min(rescore_blocks, t.blocks)
     again = score_token_blocks(model, data.train, t.block_size, evidence.alphas, None, seed=0,

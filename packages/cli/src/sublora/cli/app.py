@@ -44,8 +44,6 @@ def main() -> None:
 
     try:
         app(standalone_mode=False)
-    except SystemExit as exc:
-        raise
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except typer.Abort:

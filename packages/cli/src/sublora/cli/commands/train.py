@@ -5,11 +5,12 @@ from __future__ import annotations
 import typer
 
 from sublora.cli.console import out
-from sublora.cli.options import EXTRA_ARGS, OVERRIDES_HELP, ConfigFile, OutDir, Preset, ProjectorOpt
+from sublora.cli.options import OVERRIDES_HELP, ConfigFile, OutDir, Preset, ProjectorOpt
 
 
 def run_training(config, out_dir):
     from sublora.cli.progress import TrainingProgress, task_bar
+    from sublora.core.train import LN2
     from sublora.core.train import train as train_fn
 
     from sublora.core.data import ensure_prepared
@@ -18,7 +19,7 @@ def run_training(config, out_dir):
         ensure_prepared(config.data, progress=data_progress)
     result = train_fn(config, out_dir, callbacks=TrainingProgress())
     state = "finished" if result.finished else "stopped early (resume with the same command)"
-    best = f"{result.best_val_loss / 0.6931471805599453:.4f} bits/token" if result.best_val_loss is not None else "n/a"
+    best = f"{result.best_val_loss / LN2:.4f} bits/token" if result.best_val_loss is not None else "n/a"
     out.print(f"training {state}: {result.steps} steps in {result.seconds:.1f} s "
               f"({result.tokens_per_second:,.0f} tokens/s), best val {best}", highlight=False)
     return result
@@ -34,4 +35,3 @@ def train(ctx: typer.Context, out_dir: OutDir, config_file: ConfigFile = None, p
 
 
 train.__doc__ = f"Train a GPT-2 in a LoRA subspace; resumes an interrupted run in the same --out. {OVERRIDES_HELP}"
-TRAIN_SETTINGS = EXTRA_ARGS
