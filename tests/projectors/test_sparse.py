@@ -1,4 +1,4 @@
-"""sparse: k distinct rows of +-1/sqrt(k) per column, both CSR copies agree, full coverage, O(nnz) memory."""
+"""sparse: one entry +-1/sqrt(k) per band of rows in each column, balanced rows, full coverage, O(nnz) memory."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from sublora.core.errors import ConfigError
 from sublora.core.registry import registry
 from sublora.core.testing import build_projector, check_coverage, check_projector, materialize, stored_numbers
 from sublora.projectors import sparse as sparse_module
-from sublora.projectors.sparse import cover_empty_rows, distinct_rows, nonzeros_per_column
+from sublora.projectors.sparse import balanced_offsets, band_starts, nonzeros_per_column
 
 torch.set_num_threads(1)
 
@@ -21,7 +21,7 @@ def sparse(**options):
 
 
 @pytest.mark.parametrize("D,d", [(400, 36), (437, 23), (30, 50), (10_000, 200)])
-def test_columns_have_k_distinct_entries_of_unit_norm(D, d):
+def test_one_entry_per_band_in_every_column_and_balanced_rows(D, d):
     projector = build_projector("sparse", D, d)
     k = projector.k
     assert k == max(round(math.sqrt(D)), -(-D // d))  # density 1/sqrt(D): k ~ sqrt(D)
@@ -29,17 +29,33 @@ def test_columns_have_k_distinct_entries_of_unit_norm(D, d):
     assert ((P != 0).sum(dim=0) == k).all()  # exactly k distinct rows per column
     assert set(P[P != 0].abs().unique().tolist()) == pytest.approx([1 / math.sqrt(k)])  # values +-1/sqrt(k)
     torch.testing.assert_close(P.norm(dim=0), torch.ones(d))  # unit columns: E[P^T P] = I
-    assert ((P != 0).sum(dim=1) > 0).all()  # and no empty row
+    starts = band_starts(D, k).tolist()
+    for lo, hi in zip(starts[:-1], starts[1:]):
+        band = P[lo:hi] != 0
+        assert (band.sum(dim=0) == 1).all()  # each column has exactly one row in each band
+        per_row = band.sum(dim=1)  # the d columns spread evenly over the band's rows: none empty
+        assert per_row.min() >= d // (hi - lo) >= 1 and per_row.max() <= -(-d // (hi - lo))
 
 
-def test_both_csr_copies_are_P():
+def test_coo_is_P_and_backward_is_its_transpose():
     projector = build_projector("sparse", 437, 23)
     P = materialize(projector)
-    torch.testing.assert_close(projector.matrix().to_dense(), P, rtol=0, atol=0)
-    torch.testing.assert_close(projector.matrix_t().to_dense(), P.T, rtol=0, atol=0)
+    rows, cols, values = projector.coo()
+    torch.testing.assert_close(torch.sparse_coo_tensor(torch.stack([rows, cols]), values, (437, 23)).to_dense(), P)
     w, g = torch.randn(23, requires_grad=True), torch.randn(437)
     projector(w).backward(g)
     torch.testing.assert_close(w.grad, P.T @ g)
+
+
+def test_chunks_do_not_change_P(monkeypatch):
+    whole = materialize(build_projector("sparse", 437, 23))
+    monkeypatch.setattr(sparse_module, "CHUNK_ENTRIES", 23 * 2)  # two bands per chunk (and a short last one)
+    projector = build_projector("sparse", 437, 23)
+    assert projector.bands_per_chunk == 2 and projector.k % 2 == 1
+    torch.testing.assert_close(materialize(projector), whole, rtol=0, atol=0)
+    w, g = torch.randn(23, requires_grad=True), torch.randn(437)
+    projector(w).backward(g)
+    torch.testing.assert_close(w.grad, whole.T @ g)
 
 
 def test_density_option():
@@ -52,39 +68,23 @@ def test_density_option():
     assert nonzeros_per_column(10, 1, None) == 10 and nonzeros_per_column(10**6, 10**4, None) == 1000
 
 
-def test_distinct_rows_sparse_and_dense_paths():
+def test_balanced_offsets_are_balanced_and_uniform():
     generator = torch.Generator().manual_seed(0)
-    for D, k in [(1000, 30), (40, 10), (40, 39), (5, 5)]:  # k < D / 4 redraws repeats; else a permutation
-        rows = distinct_rows(300, D, k, generator)
-        assert rows.shape == (300, k) and rows.min() >= 0 and rows.max() < D
-        assert (rows[:, 1:] > rows[:, :-1]).all()  # sorted and distinct
-    rows = distinct_rows(20_000, 100, 10, generator)  # uniform: every row about 20_000 * 10 / 100 times
-    counts = torch.bincount(rows.flatten(), minlength=100).double()
-    assert (counts - 2000).abs().max() < 5 * math.sqrt(2000)
-
-
-def test_cover_empty_rows_moves_only_spare_entries():
-    D, d, k = 100, 12, 9  # d k = 108 >= D, but random columns leave about 35 rows empty
-    generator = torch.Generator().manual_seed(1)
-    rows = distinct_rows(d, D, k, generator)
-    signs = torch.randint(0, 2, (d, k), generator=generator) * 2.0 - 1.0
-    before = torch.bincount(rows.flatten(), minlength=D)
-    assert (before == 0).sum() > 20
-    new_rows, new_signs = cover_empty_rows(rows, signs, D, generator)
-    after = torch.bincount(new_rows.flatten(), minlength=D)
-    assert (after >= 1).all()  # every row covered
-    assert (new_rows[:, 1:] > new_rows[:, :-1]).all()  # columns still have k distinct sorted rows
-    assert (after[before > 0] <= before[before > 0]).all()  # donors only give entries away
-    assert (new_signs.sum(dim=1) == signs.sum(dim=1)).all()  # each column keeps its signs
-    moved = (before[before > 0] - after[before > 0]).sum()
-    assert moved == (before == 0).sum()  # one entry per empty row, nothing else moves
+    for d, m in [(23, 20), (50, 50), (1000, 7), (5, 1)]:
+        counts = torch.bincount(balanced_offsets(d, m, generator), minlength=m)
+        assert counts.min() == d // m and counts.max() == -(-d // m)
+    # uniform: over many draws every column takes every offset equally often
+    draws = torch.stack([balanced_offsets(6, 3, generator) for _ in range(3000)])  # (3000, 6)
+    freq = torch.stack([(draws == v).double().mean(dim=0) for v in range(3)])  # (3, 6), each ~1/3
+    assert (freq - 1 / 3).abs().max() < 0.04
 
 
 def test_every_row_is_covered_for_every_seed(monkeypatch):
-    """At D = 437, d = 23 (d k = 483) random columns leave rows empty; the spare entries moved in cover them."""
+    """At D = 437, d = 23 (about 21 rows per band, 23 columns) unbalanced random picks would leave rows empty."""
     for seed in range(10):
         check_coverage("sparse", 437, 23, seed=seed)
-    monkeypatch.setattr(sparse_module, "cover_empty_rows", lambda rows, signs, D, generator: (rows, signs))
+    monkeypatch.setattr(sparse_module, "balanced_offsets",
+                        lambda d, m, generator: torch.randint(0, m, (d,), generator=generator))
     with pytest.raises(AssertionError, match="coordinates of theta never move"):
         check_coverage("sparse", 437, 23)
 
@@ -93,8 +93,8 @@ def test_memory_is_order_nnz():
     D, d = 100_000, 1_000  # D d = 1e8; nnz = d k = 316_000
     projector = build_projector("sparse", D, d)
     assert projector.nnz == d * 316
-    assert stored_numbers(projector) == 4 * projector.nnz + (D + 1) + (d + 1)  # two CSR copies
-    assert projector.col.dtype == torch.int32  # 4-byte indices: 16 bytes per nonzero in all
+    assert stored_numbers(projector) == projector.nnz  # one index per nonzero, no copy of P^T
+    assert projector.index.dtype == torch.int32  # 4 bytes per nonzero in all
     assert stored_numbers(projector) < D * d / 50
 
 

@@ -1,9 +1,8 @@
-"""Very sparse random projector (Achlioptas 2003; Li, Hastie, Church 2006), stored as CSR."""
+"""Very sparse random projector (Achlioptas 2003; Li, Hastie, Church 2006), one stratified entry per row band."""
 
 from __future__ import annotations
 
 import math
-import warnings
 
 import torch
 from torch.autograd.function import once_differentiable
@@ -12,8 +11,8 @@ from sublora.core.layout import ParamLayout
 from sublora.core.projector import Projector
 from sublora.projectors.configs.sparse import SparseConfig
 
-#: numbers drawn per generator block (at least one column): fixes P for a given (seed, D, d, density)
-BLOCK_NUMBERS = 1 << 16
+#: entries handled at once in forward and backward: bounds the temporaries (~16 bytes each) to ~64 MB
+CHUNK_ENTRIES = 1 << 22
 
 
 def nonzeros_per_column(D: int, d: int, density: float | None) -> int:
@@ -22,71 +21,30 @@ def nonzeros_per_column(D: int, d: int, density: float | None) -> int:
     return min(D, max(1, k, -(-D // d)))
 
 
-def distinct_rows(columns: int, D: int, k: int, generator: torch.Generator) -> torch.Tensor:
-    """(columns, k) int64: for each column k distinct rows of [0, D), uniformly drawn, sorted."""
-    if 4 * k >= D:  # dense-ish: a random permutation per column
-        return torch.rand(columns, D, generator=generator, dtype=torch.float64).argsort(dim=1)[:, :k].sort(dim=1)[0]
-    rows = torch.randint(0, D, (columns, k), generator=generator)
-    while True:  # redraw repeated rows until none is left (few rounds: a repeat has probability < k / D <= 1/4)
-        rows = rows.sort(dim=1)[0]
-        repeated = torch.zeros_like(rows, dtype=torch.bool)
-        repeated[:, 1:] = rows[:, 1:] == rows[:, :-1]
-        count = int(repeated.sum())
-        if count == 0:
-            return rows
-        rows[repeated] = torch.randint(0, D, (count,), generator=generator)
+def band_starts(D: int, k: int) -> torch.Tensor:
+    """(k + 1,) int64: band s holds rows [starts[s], starts[s + 1]), floor(D/k) or ceil(D/k) rows each."""
+    return torch.arange(k + 1, dtype=torch.long) * D // k
 
 
-def cover_empty_rows(rows: torch.Tensor, signs: torch.Tensor, D: int, generator: torch.Generator):
-    """Move spare entries into the rows no column reached; returns the new (rows, signs).
-
-    rows, signs: (d, k), rows sorted per column; needs d k >= D. A row with c entries has c - 1 spare
-    ones: m spare slots (m = number of empty rows) are drawn uniformly, each donor row gives that many
-    of its entries, chosen uniformly, and they move to the empty rows in random order. Every column
-    keeps k distinct rows (an empty row is in no column yet) and its signs, so column norms and
-    E[P^T P] = I are unchanged, and no donor row becomes empty. O(nnz) light passes, no sort of all entries.
-    """
-    flat = rows.reshape(-1)
-    counts = torch.bincount(flat, minlength=D)
-    empty = (counts == 0).nonzero().flatten()
-    m = empty.numel()
-    if m == 0:
-        return rows, signs
-    spare = (counts - 1).clamp_(min=0)
-    total = int(spare.sum())
-    assert total >= m, f"cannot cover {m} empty rows with {total} spare entries (needs d k >= D)"
-    slots = distinct_rows(1, total, m, generator)[0]  # (m,) distinct spare slots
-    take = torch.bincount(torch.searchsorted(spare.cumsum(0), slots, right=True), minlength=D)  # entries each row gives
-    candidates = (take[flat] > 0).nonzero().flatten()  # the entries of donor rows
-    candidates = candidates[torch.randperm(candidates.numel(), generator=generator)]
-    candidates = candidates[torch.sort(flat[candidates], stable=True)[1]]  # grouped by row, random order inside
-    donor = flat[candidates]
-    rank = torch.arange(donor.numel()) - torch.searchsorted(donor, donor)  # position within the row's group
-    chosen = candidates[rank < take[donor]]  # (m,)
-    flat = flat.clone()
-    flat[chosen] = empty[torch.randperm(m, generator=generator)]
-    rows, signs = flat.view_as(rows), signs.clone()
-    columns = torch.unique(chosen // rows.shape[1])
-    rows[columns], order = rows[columns].sort(dim=1)
-    signs[columns] = signs[columns].gather(1, order)
-    return rows, signs
-
-
-def _csr(crow: torch.Tensor, col: torch.Tensor, values: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # "sparse CSR support is in beta"
-        return torch.sparse_csr_tensor(crow, col, values, size, check_invariants=False)
+def balanced_offsets(d: int, m: int, generator: torch.Generator) -> torch.Tensor:
+    """(d,) offsets in [0, m): each value taken by floor(d/m) or ceil(d/m) columns, uniformly at random (needs d >= m)."""
+    return torch.randperm(d, generator=generator) % m
 
 
 class SparseProjector(Projector):
-    """Very sparse P (D x d): column j has k distinct random rows, each of value +-1/sqrt(k).
+    """Very sparse P (D x d): column j has k entries +-1/sqrt(k), one in each of k bands of rows.
 
     k = round(density * D), density 1/sqrt(D) by default (k ~ sqrt(D), entries ~ +-D^(-1/4)), at least
-    ceil(D / d). Scale: unit columns and independent signs, so E[P^T P] = I. Coverage: every column has
-    k >= 1 entries; rows no column reached (probability ~ (1 - k/D)^d each) get a spare entry moved in
-    from a row with several (``cover_empty_rows``), so every row is nonzero too. Drawn on the CPU per
-    block of columns (peak memory O(nnz), nnz = d k, never D d); stored as CSR of P (forward) and of P^T
-    (backward), int32 indices when they fit: ~16 bytes per nonzero, O(nnz) time per call.
+    ceil(D / d). The rows are cut into k consecutive bands of floor(D/k) or ceil(D/k) rows; in every
+    band, the d columns pick their row by a random balanced assignment (each row of the band is picked
+    by floor or ceil of d / band size columns, so every row is nonzero: d >= band size because
+    d k >= D), with an independent random sign each. So each column has k distinct rows (one per band),
+    every row is reached, and E[P^T P] = I (unit columns, independent signs).
+    Stored: one index per nonzero, 2 * row + (1 if the sign is negative), int32 while 2 D < 2^31:
+    4 bytes per nonzero, O(d k) memory, never D d, no second copy for P^T. Forward scatter-adds w
+    into 2 D slots (y = even slots - odd slots), backward gathers from [g, -g] interleaved; both run
+    in chunks of ``CHUNK_ENTRIES`` entries (bounded temporaries; a chunk's rows are a contiguous
+    range, so memory access stays local): O(d k) time. Drawn on the CPU.
     Reference trap fixed: it drew ~d sqrt(D) grid positions with replacement (repeats summed, columns
     and rows could be empty).
     """
@@ -97,40 +55,32 @@ class SparseProjector(Projector):
         super().__init__(config, layout, d, seed)
         D, d = self.D, self.d
         self.k = k = nonzeros_per_column(D, d, config.density)
-        rows, signs = torch.empty(d, k, dtype=torch.long), torch.empty(d, k)
-        block = max(1, BLOCK_NUMBERS // (D if 4 * k >= D else k))  # columns per generator block
-        blocks = range(0, d, block)
-        for b, lo in enumerate(blocks):
-            hi = min(lo + block, d)
-            generator = self.generator(b)
-            rows[lo:hi] = distinct_rows(hi - lo, D, k, generator)
-            signs[lo:hi] = torch.randint(0, 2, (hi - lo, k), generator=generator) * 2.0 - 1.0
-        rows, signs = cover_empty_rows(rows, signs, D, self.generator(len(blocks)))
-        rows, values = rows.reshape(-1), signs.reshape(-1).mul_(1 / math.sqrt(k))  # (nnz,)
-        index = torch.int32 if max(D, d * k) < 2**31 else torch.long
-        # P^T in CSR: its row j is column j of P
-        self.register_buffer("t_crow", torch.arange(0, d * k + 1, k, dtype=index), persistent=False)
-        self.register_buffer("t_col", rows.to(index), persistent=False)
-        self.register_buffer("t_values", values, persistent=False)
-        # P in CSR: the entries sorted by row (stable: columns ascending within a row)
-        order = torch.sort(rows.to(index), stable=True)[1]
-        crow = torch.zeros(D + 1, dtype=torch.long)
-        crow[1:] = torch.bincount(rows, minlength=D).cumsum(0)
-        self.register_buffer("crow", crow.to(index), persistent=False)
-        self.register_buffer("col", (order // k).to(index), persistent=False)
-        self.register_buffer("values", values[order], persistent=False)
+        starts = band_starts(D, k)
+        dtype = torch.int32 if 2 * D < 2**31 else torch.long
+        index = torch.empty(k, d, dtype=dtype)  # index[s, j] = 2 * (row of column j in band s) + (sign < 0)
+        rows_gen, signs_gen = self.generator(0), self.generator(1)
+        for s, (lo, hi) in enumerate(zip(starts[:-1].tolist(), starts[1:].tolist())):
+            rows = lo + balanced_offsets(d, hi - lo, rows_gen)
+            negative = torch.randint(0, 2, (d,), generator=signs_gen)
+            index[s] = 2 * rows + negative
+        self.register_buffer("index", index, persistent=False)
+        self.bands_per_chunk = max(1, CHUNK_ENTRIES // d)
 
     @property
     def nnz(self) -> int:
         return self.d * self.k
 
-    def matrix(self, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-        """P as a sparse CSR (D, d) tensor."""
-        return _csr(self.crow, self.col, self.values.to(dtype), (self.D, self.d))
+    def chunks(self):
+        """Flat index chunks of consecutive bands: (b * d,) each, b = bands_per_chunk (fewer at the end)."""
+        for lo in range(0, self.k, self.bands_per_chunk):
+            yield self.index[lo : lo + self.bands_per_chunk].flatten()
 
-    def matrix_t(self, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-        """P^T as a sparse CSR (d, D) tensor."""
-        return _csr(self.t_crow, self.t_col, self.t_values.to(dtype), (self.d, self.D))
+    def coo(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(rows, columns, values) of every nonzero of P, band by band (for tests and inspection)."""
+        index = self.index.long()
+        cols = torch.arange(self.d).expand_as(index)
+        values = (1 - 2 * (index % 2)).float() / math.sqrt(self.k)
+        return (index // 2).flatten(), cols.flatten(), values.flatten()
 
     def forward(self, w: torch.Tensor) -> torch.Tensor:
         assert w.shape == (self.d,), f"expected w of shape ({self.d},), got {tuple(w.shape)}"
@@ -138,14 +88,23 @@ class SparseProjector(Projector):
 
 
 class _SparseMatvec(torch.autograd.Function):
-    """y = P w and grad_w = P^T g, both CSR matvecs (torch's own sparse backward transposes P on every call)."""
+    """y = P w by scatter-add and grad_w = P^T g by gather, chunk by chunk of bands (no copy of P^T)."""
 
     @staticmethod
     def forward(ctx, w: torch.Tensor, projector: SparseProjector) -> torch.Tensor:
         ctx.projector = projector
-        return projector.matrix(w.dtype) @ w  # (D,)
+        slots = w.new_zeros(2 * projector.D)  # slot 2 r: + entries of row r, slot 2 r + 1: - entries
+        for index in projector.chunks():
+            slots.index_add_(0, index, w.repeat(index.numel() // projector.d))
+        slots = slots.view(projector.D, 2)
+        return (slots[:, 0] - slots[:, 1]).mul_(1 / math.sqrt(projector.k))  # (D,)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, g: torch.Tensor):
-        return ctx.projector.matrix_t(g.dtype) @ g.contiguous(), None  # (d,)
+        projector = ctx.projector
+        signed = torch.stack([g, -g], dim=1).flatten()  # (2 D,) the slots' gradients
+        grad = g.new_zeros(projector.d)
+        for index in projector.chunks():
+            grad += signed.index_select(0, index).view(-1, projector.d).sum(dim=0)  # (d,)
+        return grad.mul_(1 / math.sqrt(projector.k)), None

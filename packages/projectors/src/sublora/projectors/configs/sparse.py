@@ -14,7 +14,8 @@ class SparseConfig(ProjectorConfig):
 
     description: ClassVar[str] = (
         "Very sparse P (D x d): each column has k = density * D distinct random rows (default k ~ sqrt(D)) of "
-        "value +-1/sqrt(k), unit column norms, every row and column nonzero; CSR storage, O(d k) memory and time."
+        "value +-1/sqrt(k), one per band of D/k rows, unit column norms, every row and column nonzero; 4 bytes per "
+        "nonzero, O(d k) memory and time."
     )
     implementation: ClassVar[str] = "sublora.projectors.sparse:SparseProjector"
 
