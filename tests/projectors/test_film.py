@@ -10,7 +10,7 @@ import torch
 from sublora.core.errors import ConfigError
 from sublora.core.layout import ParamLayout
 from sublora.core.registry import registry
-from sublora.core.testing import build_projector, check_projector, make_layout, materialize
+from sublora.core.testing import build_projector, check_contract, check_projector, make_layout, materialize, stored_numbers
 from sublora.projectors.film import film_slots
 
 torch.set_num_threads(1)
@@ -115,3 +115,32 @@ def test_options_are_validated():
         film(patterns=[])
     with pytest.raises(ConfigError, match="unknown variant"):
         film("kron")
+
+
+@pytest.mark.parametrize("variant", [None, "rdkron"])
+def test_fastfood_matrix_meets_the_contract(variant):
+    check_contract(film(variant, matrix="fastfood"))
+
+
+def test_fastfood_matrix_is_the_fastfood_projector_on_S():
+    """matrix='fastfood': P on S is exactly fastfood on the sub-layout of matching tensors (film's streams)."""
+    from sublora.projectors.blocks import FastfoodBlock
+    from sublora.projectors.fastfood import FastfoodProjector
+
+    D, d = 2000, 40
+    layout = ParamLayout.from_named_shapes([("h.0.attn.lora_A", (4, 250)), ("ln_f.weight", (1000,))])
+    projector = build_projector(film(matrix="fastfood"), D, d, layout=layout, seed=3)
+    assert isinstance(projector.film, FastfoodProjector)
+    P = materialize(projector)
+    assert not P[:1000].any()
+    sub = ParamLayout.from_named_shapes([("ln_f.weight", (1000,))])
+    torch.testing.assert_close(P[1000:], materialize(FastfoodBlock(sub, d, 3, projector.film.stream)))
+    assert abs(P[1000:].square().sum(dim=0).mean().item() - 1) < 0.1  # unit columns on average
+    assert stored_numbers(projector) < 4 * 1024 + 4 * 1000  # O(|S|), not |S| d
+
+
+def test_dense_only_options_are_refused_with_fastfood():
+    with pytest.raises(ConfigError, match="cache_mb only apply to matrix='dense'"):
+        film(matrix="fastfood", cache_mb=0)
+    with pytest.raises(ConfigError, match="matrix"):
+        film(matrix="gaussian")

@@ -7,7 +7,15 @@ import torch
 
 from sublora.core.layout import ParamLayout
 from sublora.core.registry import registry
-from sublora.core.testing import MEMORY_SIZE, build_projector, check_projector, make_layout, materialize, stored_numbers
+from sublora.core.testing import (
+    MEMORY_SIZE,
+    build_projector,
+    check_contract,
+    check_projector,
+    make_layout,
+    materialize,
+    stored_numbers,
+)
 from sublora.projectors.nola import nola_plan
 
 torch.set_num_threads(1)
@@ -124,3 +132,30 @@ def test_bases_are_stored_only_within_cache_mb():
 @pytest.mark.parametrize("d", [6, 31])
 def test_lora_only_layout_meets_the_contract(d):
     check_projector("nola", LORA.D, d, layout=LORA)
+
+
+def test_fastfood_bases_meet_the_contract():
+    check_contract(nola(matrix="fastfood"))
+    check_projector(nola(matrix="fastfood"), LORA.D, 31, layout=LORA)
+
+
+def test_fastfood_bases_are_distinct_mixes_of_fastfood_columns():
+    """matrix='fastfood': each tensor moves by a mix of the k columns of its own Fastfood transform."""
+    projector = build_projector(nola(matrix="fastfood"), LORA.D, 30, layout=LORA)
+    bases = [projector.basis(i) for i in range(len(LORA.slots))]
+    for index, slot in enumerate(LORA.slots):
+        assert bases[index].shape == (5, slot.numel)
+    for i, j in [(0, 2), (0, 4), (2, 4), (1, 3)]:  # same shapes, distinct streams: unrelated bases
+        cos = torch.nn.functional.cosine_similarity(bases[i].flatten(), bases[j].flatten(), dim=0)
+        assert abs(cos) < 0.3, (i, j, cos)
+    w = torch.randn(30)
+    with torch.no_grad():
+        y = projector(w)
+    for index, (slot, t) in enumerate(zip(LORA.slots, projector.targets)):
+        expected = w[t.col : t.col + t.k] @ bases[index]
+        torch.testing.assert_close(y[slot.offset : slot.offset + slot.numel], expected, rtol=1e-5, atol=1e-6)
+
+
+def test_fastfood_bases_store_order_D_numbers():
+    D, d = MEMORY_SIZE
+    assert stored_numbers(build_projector(nola(matrix="fastfood"), D, d)) < 8 * D  # dense bases: ~D d / 7

@@ -10,13 +10,16 @@ order. Then
 with G (|S| x d) iid N(0, 1): exactly the dense projector on the sub-layout of
 matching tensors (generated in seeded row blocks, cached or regenerated as
 ``chunk_size`` / ``cache_mb`` say), its blocks drawn from random streams
-``FILM_STREAM``, ``FILM_STREAM + 1``, ... of the seed. E[P^T P] = I, so
+``FILM_STREAM``, ``FILM_STREAM + 1``, ... of the seed. With ``matrix='fastfood'``,
+G / sqrt(|S|) is replaced by the Fastfood projector on that sub-layout (same
+streams): Gaussian-like rows of norm chi / sqrt(|S|), same scale. E[P^T P] = I, so
 E||P w||^2 = ||w||^2. The rows outside S are zero by design, hence
 ``covers_all_coordinates = False``; every column is nonzero. If nothing
 matches (the default sublora layout holds LoRA tensors only) building raises a
 ConfigError (a ValueError) naming the patterns: add a pattern (e.g.
 ``lm_head`` for the LM head's LoRA tensors) or use ``film:rdkron``.
-Time O(|S| d) per call, memory O(|S| d) cached, else one chunk.
+Time O(|S| d) per call, memory O(|S| d) cached, else one chunk; with
+``matrix='fastfood'``, O(|S|) memory and O(|S| log d) time.
 
 ``film:rdkron``: over all of theta,
 
@@ -45,30 +48,11 @@ from sublora.core.projector import Projector
 from sublora.projectors.configs.dense import DenseConfig
 from sublora.projectors.configs.film import FilmConfig
 from sublora.projectors.configs.rdkron import RdkronConfig
-from sublora.projectors.dense import DenseProjector
+from sublora.projectors.blocks import random_block
 from sublora.projectors.rdkron import RdkronProjector
 
 #: first random stream of the FiLM block: past the streams rdkron draws from the same seed (1 to 4)
 FILM_STREAM = 16
-
-
-class DenseBlock(DenseProjector):
-    """The dense projector, its generator blocks drawn from streams ``stream``, ``stream + 1``, ... of ``seed``.
-
-    Lets one projector hold several dense blocks (and other random parts) on
-    disjoint random streams of its own seed. ``streams`` is how many it uses.
-    """
-
-    def __init__(self, config: DenseConfig, layout: ParamLayout, d: int, seed: int, stream: int):
-        self.stream = stream  # set before DenseProjector.__init__, which may draw the cached matrix
-        super().__init__(config, layout, d, seed)
-
-    @property
-    def streams(self) -> int:
-        return -(-self.D // self.block_rows)
-
-    def generator(self, offset: int = 0) -> torch.Generator:
-        return super().generator(self.stream + offset)
 
 
 def film_slots(layout: ParamLayout, patterns: tuple[str, ...]) -> list[bool]:
@@ -105,7 +89,7 @@ class FilmProjector(Projector):
         if matched:
             sub = ParamLayout.from_named_shapes([(s.name, s.shape) for s in matched])
             dense = DenseConfig(chunk_size=config.chunk_size, cache_mb=config.cache_mb)
-            self.film = DenseBlock(dense, sub, self.d, self.seed, FILM_STREAM)
+            self.film = random_block(config.matrix, dense, sub, self.d, self.seed, FILM_STREAM)
         self.kron = None
         if config.variant == "rdkron":
             self.kron = RdkronProjector(RdkronConfig(variant="qr"), layout, self.d, self.seed)

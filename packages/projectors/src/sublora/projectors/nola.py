@@ -34,6 +34,11 @@ N_t / (3 k) instead) and the dense generator is reused.
 Memory: the bases hold sum_t N_t k_t ~ D d / S numbers, O(k r (m + n)) per
 module; they are cached when they fit in ``cache_mb`` together, else each is
 regenerated in chunks in forward and backward. Time O(D d / S) per call.
+
+``matrix='fastfood'``: the basis of target t is instead the k_t columns of a
+Fastfood transform on its N_t coordinates (its own streams of the seed):
+Gaussian-like basis tensors with the same scale, O(N_t) memory and
+O(N_t log k_t) time, so NOLA runs at D = 1e7 where dense bases take minutes.
 """
 
 from __future__ import annotations
@@ -47,7 +52,7 @@ from sublora.core.layout import ParamLayout, ParamSlot
 from sublora.core.projector import Projector
 from sublora.projectors.configs.dense import DenseConfig
 from sublora.projectors.configs.nola import NolaConfig
-from sublora.projectors.film import DenseBlock
+from sublora.projectors.blocks import random_block
 
 
 @dataclass(frozen=True)
@@ -92,14 +97,17 @@ class NolaProjector(Projector):
         blocks, stream = [], 1
         for t in self.targets:
             sub = ParamLayout.from_named_shapes([(s.name, s.shape) for s in t.slots])
-            blocks.append(DenseBlock(dense, sub, t.k, self.seed, stream))
+            blocks.append(random_block(config.matrix, dense, sub, t.k, self.seed, stream))
             stream += blocks[-1].streams  # disjoint streams: a distinct basis for every tensor
         self.blocks = nn.ModuleList(blocks)
 
     def basis(self, index: int) -> torch.Tensor:
         """The basis of target ``index``: (k, N) float32, row i = B_i flattened (reshape to the tensor's shape)."""
         block = self.blocks[index]
-        return block.rows(0, block.D).T  # (k, N)
+        if hasattr(block, "rows"):  # dense: draw the rows directly
+            return block.rows(0, block.D).T  # (k, N)
+        with torch.no_grad():
+            return torch.stack([block(e) for e in torch.eye(block.d)])  # (k, N)
 
     def forward(self, w: torch.Tensor) -> torch.Tensor:
         assert w.shape == (self.d,), f"expected w of shape ({self.d},), got {tuple(w.shape)}"
