@@ -108,10 +108,17 @@ class Complexity(BaseModel):
 
 
 class BoundResult(BaseModel):
+    """One certified number. ``target`` names the population quantity it bounds, which the
+    validity contract (``sublora.core.testing.check_bound_validity``) compares it with:
+    ``document_bpd`` (mean smoothed bits per token of a document, at ``inputs["alpha"]``),
+    ``document_top{k}`` (a document's top-k error rate) or ``token_bpd`` (the mean over
+    training tokens of the conditional expected smoothed loss, at ``inputs["alpha"]``)."""
+
     model_config = ConfigDict(extra="forbid")
 
     name: str
     estimator: str
+    target: str = ""
     value: float
     empirical: float
     complexity_term: float

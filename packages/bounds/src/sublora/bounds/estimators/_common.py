@@ -65,11 +65,11 @@ def complexity_inputs(complexity: Complexity) -> dict[str, Any]:
 
 
 def make_result(estimator: str, name: str, value: float, empirical: float, value_without_complexity: float,
-                random_guess: float, units: str, inputs: dict[str, Any]) -> BoundResult:
+                random_guess: float, units: str, inputs: dict[str, Any], target: str = "") -> BoundResult:
     """complexity_term = bound(C) - bound(C = 0); confidence_term = bound(C = 0) - empirical."""
     value, value0, empirical = float(value), float(value_without_complexity), float(empirical)
     return BoundResult(
-        name=name, estimator=estimator, value=value, empirical=empirical,
+        name=name, estimator=estimator, target=target, value=value, empirical=empirical,
         complexity_term=value - value0, confidence_term=value0 - empirical,
         random_guess=float(random_guess), units=units, vacuous=value >= random_guess, inputs=inputs,
     )

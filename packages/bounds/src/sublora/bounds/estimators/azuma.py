@@ -72,5 +72,5 @@ class AzumaBound(BoundEstimator):
         }
         return [make_result(
             self.name, "token_azuma_bpd", value, empirical, bound(empirical, Delta, 0.0),
-            random_guess_bpd(V), "bits/token", inputs,
+            random_guess_bpd(V), "bits/token", inputs, target="token_bpd",
         )]

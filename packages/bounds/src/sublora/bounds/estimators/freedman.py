@@ -125,4 +125,5 @@ class FreedmanBound(BoundEstimator):
         value0 = bound(empirical, sigma, Delta_x, Delta_F, 0.0)[0]
         return [make_result(
             self.name, "token_freedman_bpd", value, empirical, value0, random_guess_bpd(V), "bits/token", inputs,
+            target="token_bpd",
         )]

@@ -73,7 +73,7 @@ class SubsamplingBound(BoundEstimator):
                   "alphas": [float(x) for x in evidence.alphas], "Delta": Delta}
         results = [make_result(
             self.name, "document_bpd", value, empirical, subsampling_bound(empirical, N, n, 0.0, Delta, delta),
-            random_guess_bpd(V), "bits/token", inputs,
+            random_guess_bpd(V), "bits/token", inputs, target="document_bpd",
         )]
 
         for k in sorted(docs.topk_error):
@@ -85,6 +85,6 @@ class SubsamplingBound(BoundEstimator):
             results.append(make_result(
                 self.name, f"document_top{k}", subsampling_bound(empirical, N, n, div, 1.0, delta), empirical,
                 subsampling_bound(empirical, N, n, 0.0, 1.0, delta), random_guess_topk(int(k), V), "error rate",
-                {**common, "alpha": None, "k": int(k), "Delta": 1.0},
+                {**common, "alpha": None, "k": int(k), "Delta": 1.0}, target=f"document_top{k}",
             ))
         return results

@@ -1,0 +1,275 @@
+"""The bound-estimator contract: every number an estimator prints must be a valid bound.
+
+Checks any ``sublora.bounds`` plugin can run on itself (numpy only, no model):
+
+- ``check_bound_validity``: repeat the whole sample-and-bound procedure on synthetic data whose
+  true risks are known exactly, and count how often a result falls below its truth. A valid
+  bound fails in at most a delta fraction of trials; the check allows delta * T plus three
+  binomial standard deviations. Scenarios:
+    * ``documents``: N i.i.d. training documents with two-point losses (the worst case for
+      Hoeffding-type terms) at each alpha and Bernoulli top-k errors; n of them drawn uniformly
+      with replacement as the evidence. Truth: the population means.
+    * ``tokens`` / ``tokens_sampled``: a token sequence from a known Markov source over V
+      symbols, scored by a fixed, imperfect model (another transition matrix), smoothed at each
+      alpha. X_k = -log2 p_h(x_k | x_{k-1}), mu_k = E[X_k | past] computed exactly from the
+      source, Y_k = entropy of p_h(. | x_{k-1}). Every block evaluated, or m blocks drawn with
+      replacement. Truth: (1/n) sum_k mu_k of that very sequence.
+- ``check_bound_monotone``: more bits never lower a result; more data never raises it.
+- ``check_bound_results``: value = empirical + complexity_term + confidence_term, known targets.
+
+Each result names its ``target`` (see ``sublora.core.bound.BoundResult``); the truth compared
+with a result is that target's at the result's ``inputs["alpha"]``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from sublora.core.bound import (
+    BoundConfig,
+    BoundEstimator,
+    BoundResult,
+    Complexity,
+    DocumentEvidence,
+    Evidence,
+    TokenEvidence,
+)
+
+DELTA = 0.05
+ALPHAS = (0.05, 0.5)
+TOPK = (1, 10)
+SCENARIOS = ("documents", "tokens", "tokens_sampled")
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One simulated training set: the evidence an estimator sees and the true value of each target."""
+
+    evidence: Evidence
+    truth: dict[tuple[str, float | None], float]  # (target, alpha or None) -> true value
+
+
+@dataclass(frozen=True)
+class Coverage:
+    estimator: str
+    scenario: str
+    result: str
+    trials: int
+    failures: int
+    allowed: float
+
+    @property
+    def ok(self) -> bool:
+        return self.failures <= self.allowed
+
+    def __str__(self) -> str:
+        return (f"{self.estimator} / {self.scenario} / {self.result}: {self.failures} failures in {self.trials} "
+                f"trials (allowed {self.allowed:.1f} at delta = {DELTA})")
+
+
+def _loss_range(alpha: float, V: int) -> tuple[float, float]:
+    return -math.log2(1.0 - alpha + alpha / V), math.log2(V / alpha)
+
+
+def allowed_failures(trials: int, delta: float = DELTA) -> float:
+    """delta * T + 3 binomial standard deviations: a valid bound stays below this but rarely."""
+    return delta * trials + 3.0 * math.sqrt(delta * (1.0 - delta) * trials)
+
+
+def simulate_documents(trials: int, seed: int = 0, N: int = 200, n: int = 100, V: int = 16,
+                       p: float = 0.5, q: dict[int, float] | None = None) -> list[Trial]:
+    """I.i.d. documents: loss lo + Delta * Bernoulli(p) at every alpha, top-k error Bernoulli(q[k])."""
+    q = q or {1: 0.6, 10: 0.2}
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(trials):
+        u = rng.random(N) < p  # (N,) the training documents' loss indicator
+        errors = {k: (rng.random(N) < q[k]).astype(np.float64) for k in TOPK}
+        idx = rng.integers(0, N, n)  # (n,) the evaluated sample, with replacement
+        bpd = np.stack([lo + (hi - lo) * u[idx] for lo, hi in (_loss_range(a, V) for a in ALPHAS)])  # (A, n)
+        docs = DocumentEvidence(N=N, indices=idx, bpd=bpd, topk_error={k: e[idx] for k, e in errors.items()},
+                                tokens_scored=n * 100)
+        truth = {("document_bpd", a): lo + (hi - lo) * p for a, (lo, hi) in zip(ALPHAS, (_loss_range(a, V) for a in ALPHAS))}
+        truth.update({(f"document_top{k}", None): q[k] for k in TOPK})
+        out.append(Trial(Evidence(vocab_size=V, alphas=ALPHAS, documents=docs), truth))
+    return out
+
+
+def _markov(rng: np.random.Generator, V: int) -> tuple[np.ndarray, np.ndarray]:
+    """(source T, model Q): V x V transition matrices; Q is T mixed with an unrelated matrix."""
+    T = rng.dirichlet(np.full(V, 0.3), size=V)
+    Q = 0.6 * T + 0.4 * rng.dirichlet(np.ones(V), size=V)
+    return T, Q
+
+
+def simulate_tokens(trials: int, seed: int = 0, blocks: int = 64, block_size: int = 16, V: int = 4,
+                    sampled_blocks: int | None = None) -> list[Trial]:
+    """Token sequences from a Markov source scored by a fixed model; all blocks, or ``sampled_blocks`` drawn."""
+    rng = np.random.default_rng(seed)
+    T, Q = _markov(rng, V)
+    n = blocks * block_size
+    x = np.empty((trials, n + 1), dtype=np.int64)  # x[:, 0] is the context of the first target
+    x[:, 0] = rng.integers(0, V, trials)
+    cum = T.cumsum(axis=1)
+    for k in range(1, n + 1):
+        u = rng.random(trials)[:, None]
+        x[:, k] = np.minimum((u > cum[x[:, k - 1]]).sum(axis=1), V - 1)
+    prev, cur = x[:, :-1], x[:, 1:]  # (trials, n)
+    per_alpha = []
+    for alpha in ALPHAS:
+        ph = (1.0 - alpha) * Q + alpha / V  # (V, V) smoothed model rows
+        loss = -np.log2(ph)  # (V, V) loss of each next symbol after each state
+        X = loss[prev, cur]  # (trials, n)
+        mu = (T * loss).sum(axis=1)[prev]  # (trials, n) exact conditional means
+        Y = (ph * loss).sum(axis=1)[prev]  # entropy of the smoothed prediction, bits
+        xi2 = ((Y - X) / math.log2(V / alpha)) ** 2
+        per_alpha.append((X.reshape(trials, blocks, block_size).mean(-1), xi2.reshape(trials, blocks, block_size).mean(-1),
+                          mu.mean(axis=1)))
+    out = []
+    for t in range(trials):
+        if sampled_blocks is None:
+            idx = np.arange(blocks)
+        else:
+            idx = rng.integers(0, blocks, sampled_blocks)
+        tokens = TokenEvidence(n=n, block_size=block_size, block_indices=idx, sampled=sampled_blocks is not None,
+                               loss=np.stack([L[t, idx] for L, _, _ in per_alpha]),
+                               xi2=np.stack([S[t, idx] for _, S, _ in per_alpha]))
+        truth = {("token_bpd", a): float(M[t]) for a, (_, _, M) in zip(ALPHAS, per_alpha)}
+        out.append(Trial(Evidence(vocab_size=V, alphas=ALPHAS, tokens=tokens), truth))
+    return out
+
+
+def simulate(scenario: str, trials: int, seed: int = 0) -> list[Trial]:
+    if scenario == "documents":
+        return simulate_documents(trials, seed)
+    if scenario == "tokens":
+        return simulate_tokens(trials, seed)
+    if scenario == "tokens_sampled":
+        return simulate_tokens(trials, seed, sampled_blocks=32)
+    raise ValueError(f"unknown scenario {scenario!r}; known: {', '.join(SCENARIOS)}")
+
+
+def resolve_estimator(spec: str | BoundConfig | BoundEstimator, options: dict | None = None) -> BoundEstimator:
+    """A registered spec (``"pacbayes:kl"``), a config instance, or an estimator instance."""
+    if isinstance(spec, BoundEstimator):
+        return spec
+    if isinstance(spec, BoundConfig):
+        return spec.build()
+    from sublora.core.registry import registry
+
+    return registry("bound").config(spec, options).build()
+
+
+def minimal_complexity(alphas: tuple[float, ...] = ALPHAS) -> Complexity:
+    """One coded bit plus the alpha grid's union bound: a single fixed hypothesis."""
+    grid = math.log2(len(alphas))
+    return Complexity(code_bits=1, extra_bits=grid, extra_breakdown={"alpha_grid": grid})
+
+
+def _truth(result: BoundResult, trial: Trial, name: str) -> float:
+    alpha = result.inputs.get("alpha")
+    key = (result.target, None if alpha is None else float(alpha))
+    assert key in trial.truth, (
+        f"{name}: result {result.name!r} has target {result.target!r} at alpha {alpha}, which the contract cannot "
+        f"check (known: {sorted({t for t, _ in trial.truth})}); set BoundResult.target"
+    )
+    return trial.truth[key]
+
+
+def check_bound_validity(spec, options: dict | None = None, trials: int = 400, seed: int = 0,
+                         scenarios: tuple[str, ...] = SCENARIOS, delta: float = DELTA) -> list[Coverage]:
+    """Monte-Carlo coverage of every result of the estimator in every scenario; AssertionError if one fails."""
+    estimator = resolve_estimator(spec, options)
+    name = getattr(estimator, "name", type(estimator).__name__)
+    complexity = minimal_complexity()
+    report: list[Coverage] = []
+    for scenario in scenarios:
+        counts: dict[str, int] = {}
+        for trial in simulate(scenario, trials, seed):
+            for result in estimator.compute(trial.evidence, complexity, delta):
+                counts[result.name] = counts.get(result.name, 0) + int(_truth(result, trial, name) > result.value)
+        report += [Coverage(name, scenario, r, trials, f, allowed_failures(trials, delta)) for r, f in counts.items()]
+    assert report, f"{name}: produced no result in any scenario ({', '.join(scenarios)})"
+    failed = [c for c in report if not c.ok]
+    assert not failed, "invalid bound: " + "; ".join(map(str, failed))
+    return report
+
+
+def _scaled(evidence: Evidence, factor: int) -> Evidence:
+    """The same empirical evidence from ``factor`` times more training data."""
+    docs = tokens = None
+    if evidence.documents is not None:
+        d = evidence.documents
+        docs = DocumentEvidence(N=d.N * factor, indices=d.indices, bpd=d.bpd, topk_error=d.topk_error,
+                                tokens_scored=d.tokens_scored)
+    if evidence.tokens is not None:
+        t = evidence.tokens
+        if t.sampled:  # the same sampled blocks, from a longer sequence
+            tokens = TokenEvidence(n=t.n * factor, block_size=t.block_size, block_indices=t.block_indices,
+                                   sampled=True, loss=t.loss, xi2=t.xi2)
+        else:  # every block of a sequence made of the original repeated
+            tokens = TokenEvidence(n=t.n * factor, block_size=t.block_size,
+                                   block_indices=np.arange(t.blocks * factor), sampled=False,
+                                   loss=np.tile(t.loss, factor), xi2=np.tile(t.xi2, factor))
+    return Evidence(vocab_size=evidence.vocab_size, alphas=evidence.alphas, documents=docs, tokens=tokens)
+
+
+def check_bound_monotone(spec, options: dict | None = None, seed: int = 0, delta: float = DELTA) -> None:
+    """More bits never give a smaller result; more data (same empirical values) never a larger one."""
+    estimator = resolve_estimator(spec, options)
+    name = getattr(estimator, "name", type(estimator).__name__)
+    grid = math.log2(len(ALPHAS))
+    for scenario in SCENARIOS:
+        evidence = simulate(scenario, 1, seed)[0].evidence
+        by_bits = [{r.name: r.value for r in estimator.compute(evidence, Complexity(code_bits=b, extra_bits=grid), delta)}
+                   for b in (1, 100, 10_000, 1_000_000)]
+        for lower, higher in zip(by_bits, by_bits[1:]):
+            for result, value in lower.items():
+                assert higher[result] >= value - 1e-12, f"{name} / {scenario} / {result}: more bits lowered the bound"
+        complexity = Complexity(code_bits=1000, extra_bits=grid)
+        by_data = [{r.name: r.value for r in estimator.compute(_scaled(evidence, f), complexity, delta)}
+                   for f in (1, 2, 8, 64)]
+        for smaller, larger in zip(by_data, by_data[1:]):
+            for result, value in smaller.items():
+                assert larger[result] <= value + 1e-12, f"{name} / {scenario} / {result}: more data raised the bound"
+
+
+def check_bound_results(spec, options: dict | None = None, seed: int = 0, delta: float = DELTA) -> None:
+    """Terms add up, values lie above the empirical risk, every result has a target the contract knows."""
+    estimator = resolve_estimator(spec, options)
+    name = getattr(estimator, "name", type(estimator).__name__)
+    for scenario in SCENARIOS:
+        trial = simulate(scenario, 1, seed)[0]
+        for r in estimator.compute(trial.evidence, Complexity(code_bits=5000, extra_bits=1.0), delta):
+            _truth(r, trial, name)
+            total = r.empirical + r.complexity_term + r.confidence_term
+            assert math.isclose(r.value, total, rel_tol=1e-9, abs_tol=1e-9), (
+                f"{name} / {r.name}: value {r.value} != empirical + complexity + confidence = {total}")
+            assert r.complexity_term >= 0 and r.confidence_term >= 0, f"{name} / {r.name}: negative term"
+            assert r.vacuous == (r.value >= r.random_guess), f"{name} / {r.name}: vacuous flag wrong"
+
+
+def check_bound_contract(spec, options: dict | None = None, trials: int = 400) -> list[Coverage]:
+    """The whole contract: result structure, monotonicity, then Monte-Carlo validity."""
+    check_bound_results(spec, options)
+    check_bound_monotone(spec, options)
+    return check_bound_validity(spec, options, trials=trials)
+
+
+__all__ = [
+    "Coverage",
+    "Trial",
+    "allowed_failures",
+    "check_bound_contract",
+    "check_bound_monotone",
+    "check_bound_results",
+    "check_bound_validity",
+    "minimal_complexity",
+    "resolve_estimator",
+    "simulate",
+    "simulate_documents",
+    "simulate_tokens",
+]
