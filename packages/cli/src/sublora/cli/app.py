@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from sublora.cli.commands import bound, data, plugins, run, show, train, verify
+from sublora.cli.commands import analyze, bound, data, plugins, run, sample, show, sweep, train, verify
 from sublora.cli.options import EXTRA_ARGS
 
 app = typer.Typer(
@@ -37,6 +37,9 @@ app.command("bound", context_settings=EXTRA_ARGS)(bound.bound)
 app.command("verify")(verify.verify)
 app.command("run", context_settings=EXTRA_ARGS)(run.run)
 app.command("show")(show.show)
+app.command("sweep")(sweep.sweep)
+app.command("analyze")(analyze.analyze)
+app.command("sample")(sample.sample)
 
 
 def main() -> None:

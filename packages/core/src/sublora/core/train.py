@@ -26,7 +26,7 @@ from sublora.core.rundir import RunDir
 
 LN2 = math.log(2.0)
 # Fields that may differ when resuming an interrupted run.
-RESUMABLE_CHANGES = {"train": {"time_limit", "max_steps"}, "bound": True, "data": {"dir"}}
+RESUMABLE_CHANGES = {"train": {"time_limit", "max_steps", "threads"}, "bound": True, "data": {"dir"}}
 
 
 class TrainCallbacks(Protocol):
