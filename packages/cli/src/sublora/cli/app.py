@@ -46,7 +46,9 @@ def main() -> None:
     from sublora.cli.errors import report
 
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)  # click returns the code of a raised typer.Exit here
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except typer.Abort:

@@ -137,6 +137,7 @@ class Sweep:
         """Run every unfinished point (``jobs`` at once); a failing point is recorded, the others go on."""
         self.out.mkdir(parents=True, exist_ok=True)
         todo = self.plan()
+        self.prepare_data(todo)
         with ThreadPoolExecutor(max_workers=max(1, self.jobs)) as pool:
             futures = [pool.submit(self.run_point, ps) for ps in todo]
             try:
@@ -152,6 +153,18 @@ class Sweep:
         if on_change:
             on_change(self)
         return list(self.points.values())
+
+    def prepare_data(self, todo: list[PointState]) -> None:
+        """Prepare each distinct data set once, here, so parallel points never race to write it."""
+        from sublora.core.data import ensure_prepared
+
+        seen = set()
+        for ps in todo:
+            data = self.config_of(ps.point).data
+            key = data.model_dump_json()
+            if key not in seen:
+                seen.add(key)
+                ensure_prepared(data)
 
     def stop(self) -> None:
         """Interrupt: stop queued points, terminate running ones (they resume from their checkpoints)."""
