@@ -65,7 +65,7 @@ def test_result_contract(name, sampled):
             assert key in r.inputs, key
         json.dumps(r.model_dump())  # plain JSON
     names = [r.name for r in results]
-    expected = {"subsampling": ["document_bpd", "document_top1", "document_top10"],
+    expected = {"subsampling": ["document_bpd", "document_top1", "document_top10", "sequence_bpd"],
                 "azuma": ["token_azuma_bpd"], "freedman": ["token_freedman_bpd"]}[name]
     assert names == expected
     if name != "subsampling":

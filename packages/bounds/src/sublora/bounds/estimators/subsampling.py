@@ -1,12 +1,22 @@
-"""IID subsampling bound, document level (bounds.md section 3; Lotfi et al. 2024a).
+"""IID subsampling bound, document and sequence level (bounds.md section 3; Lotfi et al. 2024a).
 
-N i.i.d. training documents; the empirical risk is the mean over n documents
-drawn uniformly with replacement from them; r = n / (n + N). With probability
->= 1 - delta:
+N i.i.d. training units; the empirical risk is the mean over n units drawn
+uniformly with replacement from them; r = n / (n + N). With probability >= 1 - delta:
 
     R(h) <= R_hat_n + Delta * [ sqrt((div - ln(r delta)) / (2N)) + sqrt(-ln((1 - r) delta) / (2n)) ]
 
-with div = (C(h) + extra bits) ln 2. Terms of each result:
+with div = (C(h) + extra bits) ln 2. Units:
+
+- documents (``document_bpd``, ``document_top{k}``): the document evidence;
+- sequences (``sequence_bpd``): the non-overlapping training sequences of block_size tokens
+  of the token evidence, N = their number, each unit's loss its mean smoothed loss. When every
+  sequence was evaluated (n = N, no sampling) the second term is dropped and the first is
+  the plain Occam bound Delta sqrt((div - ln delta) / (2N)). This treats the sequences as
+  i.i.d. draws from the data distribution (the reference's sequence-level assumption), which
+  consecutive pieces of one text only approximate; the token-level martingale bounds need no
+  such assumption.
+
+Terms of each result:
 ``complexity_term`` = bound(div) - bound(div = 0), ``confidence_term`` =
 bound(div = 0) - empirical, so value = empirical + complexity_term + confidence_term.
 """
@@ -25,6 +35,7 @@ from sublora.bounds.estimators._common import (
     make_result,
     per_alpha,
 )
+from sublora.bounds.estimators._tokens import token_arrays
 from sublora.bounds.smoothing import delta_range, loss_range, random_guess_bpd, random_guess_topk
 from sublora.core.bound import BoundEstimator, BoundResult, Complexity, Evidence
 from sublora.core.errors import BoundError
@@ -45,13 +56,40 @@ def subsampling_bound(train_risk, N: int, n: int, div_nats: float, Delta: float,
 
 
 class SubsamplingBound(BoundEstimator):
-    """Document-level BPD (best alpha of the paid-for grid) and top-k error bounds."""
+    """Document-level BPD (best alpha of the paid-for grid) and top-k error bounds; sequence-level BPD."""
 
     def compute(self, evidence: Evidence, complexity: Complexity, delta: float) -> list[BoundResult]:
-        docs = evidence.documents
-        if docs is None:
-            return []
         check_delta(delta)
+        results = self._documents(evidence, complexity, delta) if evidence.documents is not None else []
+        if evidence.tokens is not None:
+            results += self._sequences(evidence, complexity, delta)
+        return results
+
+    def _sequences(self, evidence: Evidence, complexity: Complexity, delta: float) -> list[BoundResult]:
+        tokens, loss, _ = token_arrays(evidence)
+        N, n, V = int(tokens.total_blocks), int(tokens.blocks), int(evidence.vocab_size)
+
+        def bound(empirical: float, Delta: float, div: float) -> float:
+            if tokens.sampled:
+                return subsampling_bound(empirical, N, n, div, Delta, delta)
+            return empirical + Delta * math.sqrt((div - math.log(delta)) / (2.0 * N))
+
+        candidates = []
+        for a, alpha in enumerate(evidence.alphas):
+            check_range(loss[a], *loss_range(alpha, V), what=f"sequence losses at alpha={alpha}")
+            Delta = delta_range(alpha, V)
+            empirical = float(loss[a].mean())
+            candidates.append((bound(empirical, Delta, complexity.nats), a, Delta, empirical))
+        value, a, Delta, empirical = min(candidates)
+        inputs = {"N": N, "n": n, "delta": float(delta), "sampled": bool(tokens.sampled),
+                  "block_size": int(tokens.block_size), "r": n / (n + N) if tokens.sampled else None,
+                  "alpha": float(evidence.alphas[a]), "alpha_index": a, "alphas": [float(x) for x in evidence.alphas],
+                  "Delta": Delta, "vocab_size": V, **complexity_inputs(complexity)}
+        return [make_result(self.name, "sequence_bpd", value, empirical, bound(empirical, Delta, 0.0),
+                            random_guess_bpd(V), "bits/token", inputs, target="sequence_bpd")]
+
+    def _documents(self, evidence: Evidence, complexity: Complexity, delta: float) -> list[BoundResult]:
+        docs = evidence.documents
         N, n, V = int(docs.N), int(docs.n), int(evidence.vocab_size)
         check_count(N, "N", "training documents")
         check_count(n, "n", "sampled documents")

@@ -14,6 +14,10 @@ Checks any ``sublora.bounds`` plugin can run on itself (numpy only, no model):
       alpha. X_k = -log2 p_h(x_k | x_{k-1}), mu_k = E[X_k | past] computed exactly from the
       source, Y_k = entropy of p_h(. | x_{k-1}). Every block evaluated, or m blocks drawn with
       replacement. Truth: (1/n) sum_k mu_k of that very sequence.
+    * ``sequences``: the same, but every block is an independent chain whose context token is
+      drawn from the source's stationary distribution pi, so blocks are i.i.d. sequences. Truth
+      of ``token_bpd`` as above; of ``sequence_bpd``: the stationary expected loss
+      sum_s pi(s) sum_v T[s, v] (-log2 p_h(v | s)), exactly.
 - ``check_bound_monotone``: more bits never lower a result; more data never raises it.
 - ``check_bound_results``: value = empirical + complexity_term + confidence_term, known targets.
 
@@ -24,6 +28,7 @@ with a result is that target's at the result's ``inputs["alpha"]``.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -41,7 +46,9 @@ from sublora.core.bound import (
 DELTA = 0.05
 ALPHAS = (0.05, 0.5)
 TOPK = (1, 10)
-SCENARIOS = ("documents", "tokens", "tokens_sampled")
+SCENARIOS = ("documents", "tokens", "tokens_sampled", "sequences")
+#: the targets the contract can check (a scenario may not provide every one: those results are skipped there)
+KNOWN_TARGETS = re.compile(r"^(document_bpd|document_top\d+|token_bpd|sequence_bpd)$")
 
 
 @dataclass(frozen=True)
@@ -105,19 +112,41 @@ def _markov(rng: np.random.Generator, V: int) -> tuple[np.ndarray, np.ndarray]:
     return T, Q
 
 
+def _stationary(T: np.ndarray) -> np.ndarray:
+    values, vectors = np.linalg.eig(T.T)
+    pi = np.real(vectors[:, np.argmin(np.abs(values - 1.0))])
+    return pi / pi.sum()
+
+
 def simulate_tokens(trials: int, seed: int = 0, blocks: int = 64, block_size: int = 16, V: int = 4,
-                    sampled_blocks: int | None = None) -> list[Trial]:
-    """Token sequences from a Markov source scored by a fixed model; all blocks, or ``sampled_blocks`` drawn."""
+                    sampled_blocks: int | None = None, independent_blocks: bool = False) -> list[Trial]:
+    """Token sequences from a Markov source scored by a fixed model; all blocks, or ``sampled_blocks`` drawn.
+
+    ``independent_blocks``: every block is its own chain with a context token drawn from the
+    stationary distribution (i.i.d. sequences); otherwise one chain runs through all blocks.
+    """
     rng = np.random.default_rng(seed)
     T, Q = _markov(rng, V)
+    pi = _stationary(T)
     n = blocks * block_size
-    x = np.empty((trials, n + 1), dtype=np.int64)  # x[:, 0] is the context of the first target
-    x[:, 0] = rng.integers(0, V, trials)
     cum = T.cumsum(axis=1)
-    for k in range(1, n + 1):
-        u = rng.random(trials)[:, None]
-        x[:, k] = np.minimum((u > cum[x[:, k - 1]]).sum(axis=1), V - 1)
-    prev, cur = x[:, :-1], x[:, 1:]  # (trials, n)
+
+    def step(states: np.ndarray) -> np.ndarray:
+        u = rng.random(states.shape)[..., None]
+        return np.minimum((u > cum[states]).sum(axis=-1), V - 1)
+
+    if independent_blocks:
+        x = np.empty((trials, blocks, block_size + 1), dtype=np.int64)  # [..., 0]: each block's context
+        x[..., 0] = rng.choice(V, size=(trials, blocks), p=pi)
+        for k in range(1, block_size + 1):
+            x[..., k] = step(x[..., k - 1])
+        prev, cur = x[..., :-1].reshape(trials, n), x[..., 1:].reshape(trials, n)
+    else:
+        x = np.empty((trials, n + 1), dtype=np.int64)  # x[:, 0] is the context of the first target
+        x[:, 0] = rng.integers(0, V, trials)
+        for k in range(1, n + 1):
+            x[:, k] = step(x[:, k - 1])
+        prev, cur = x[:, :-1], x[:, 1:]  # (trials, n)
     per_alpha = []
     for alpha in ALPHAS:
         ph = (1.0 - alpha) * Q + alpha / V  # (V, V) smoothed model rows
@@ -126,8 +155,9 @@ def simulate_tokens(trials: int, seed: int = 0, blocks: int = 64, block_size: in
         mu = (T * loss).sum(axis=1)[prev]  # (trials, n) exact conditional means
         Y = (ph * loss).sum(axis=1)[prev]  # entropy of the smoothed prediction, bits
         xi2 = ((Y - X) / math.log2(V / alpha)) ** 2
+        stationary = float(pi @ (T * loss).sum(axis=1))  # E[X] for a context drawn from pi
         per_alpha.append((X.reshape(trials, blocks, block_size).mean(-1), xi2.reshape(trials, blocks, block_size).mean(-1),
-                          mu.mean(axis=1)))
+                          mu.mean(axis=1), stationary))
     out = []
     for t in range(trials):
         if sampled_blocks is None:
@@ -135,9 +165,11 @@ def simulate_tokens(trials: int, seed: int = 0, blocks: int = 64, block_size: in
         else:
             idx = rng.integers(0, blocks, sampled_blocks)
         tokens = TokenEvidence(n=n, block_size=block_size, block_indices=idx, sampled=sampled_blocks is not None,
-                               loss=np.stack([L[t, idx] for L, _, _ in per_alpha]),
-                               xi2=np.stack([S[t, idx] for _, S, _ in per_alpha]))
-        truth = {("token_bpd", a): float(M[t]) for a, (_, _, M) in zip(ALPHAS, per_alpha)}
+                               loss=np.stack([L[t, idx] for L, _, _, _ in per_alpha]),
+                               xi2=np.stack([S[t, idx] for _, S, _, _ in per_alpha]))
+        truth = {("token_bpd", a): float(M[t]) for a, (_, _, M, _) in zip(ALPHAS, per_alpha)}
+        if independent_blocks:
+            truth.update({("sequence_bpd", a): E for a, (_, _, _, E) in zip(ALPHAS, per_alpha)})
         out.append(Trial(Evidence(vocab_size=V, alphas=ALPHAS, tokens=tokens), truth))
     return out
 
@@ -149,6 +181,8 @@ def simulate(scenario: str, trials: int, seed: int = 0) -> list[Trial]:
         return simulate_tokens(trials, seed)
     if scenario == "tokens_sampled":
         return simulate_tokens(trials, seed, sampled_blocks=32)
+    if scenario == "sequences":
+        return simulate_tokens(trials, seed, independent_blocks=True)
     raise ValueError(f"unknown scenario {scenario!r}; known: {', '.join(SCENARIOS)}")
 
 
@@ -169,13 +203,18 @@ def minimal_complexity(alphas: tuple[float, ...] = ALPHAS) -> Complexity:
     return Complexity(code_bits=1, extra_bits=grid, extra_breakdown={"alpha_grid": grid})
 
 
-def _truth(result: BoundResult, trial: Trial, name: str) -> float:
+def _truth(result: BoundResult, trial: Trial, name: str) -> float | None:
+    """The true value of the result's target in this trial; None if this scenario does not provide it."""
     alpha = result.inputs.get("alpha")
     key = (result.target, None if alpha is None else float(alpha))
-    assert key in trial.truth, (
-        f"{name}: result {result.name!r} has target {result.target!r} at alpha {alpha}, which the contract cannot "
-        f"check (known: {sorted({t for t, _ in trial.truth})}); set BoundResult.target"
+    assert KNOWN_TARGETS.match(result.target or ""), (
+        f"{name}: result {result.name!r} has target {result.target!r}, which the contract cannot check "
+        f"(known: document_bpd, document_top<k>, token_bpd, sequence_bpd); set BoundResult.target"
     )
+    if key not in trial.truth:
+        assert not any(t == result.target for t, _ in trial.truth), (
+            f"{name}: result {result.name!r} at alpha {alpha}: no such alpha in the evidence")
+        return None
     return trial.truth[key]
 
 
@@ -190,7 +229,9 @@ def check_bound_validity(spec, options: dict | None = None, trials: int = 400, s
         counts: dict[str, int] = {}
         for trial in simulate(scenario, trials, seed):
             for result in estimator.compute(trial.evidence, complexity, delta):
-                counts[result.name] = counts.get(result.name, 0) + int(_truth(result, trial, name) > result.value)
+                truth = _truth(result, trial, name)
+                if truth is not None:
+                    counts[result.name] = counts.get(result.name, 0) + int(truth > result.value)
         report += [Coverage(name, scenario, r, trials, f, allowed_failures(trials, delta)) for r, f in counts.items()]
     assert report, f"{name}: produced no result in any scenario ({', '.join(scenarios)})"
     failed = [c for c in report if not c.ok]
