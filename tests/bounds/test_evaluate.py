@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -85,3 +86,54 @@ def test_documents_match_direct_computation(model, length):
     assert np.allclose(ev.topk_error[1], (r >= 1).mean())
     assert np.allclose(ev.topk_error[10], (r >= 10).mean())
     assert ev.N == 2 and ev.tokens_scored == 3 * length
+
+
+LENGTHS = (5, T, T + 1, 3 * T + 5, 40)  # shorter than, equal to and longer than a block
+DOCS = [np.concatenate([np.random.default_rng(n).integers(0, EOT, size=n - 1), [EOT]]) for n in LENGTHS]
+
+
+@functools.cache
+def _direct_document(model, d, stride):
+    """Target probability and rank of every token of document d, one forward per token.
+
+    The context the docstring promises, written out per target t (inputs are an
+    end-of-text token followed by the document): targets before the block size are
+    predicted from the document's start; later ones in runs of ``stride``, each
+    run from a window of a block of inputs ending with the run (clamped to the
+    document's end).
+    """
+    doc = DOCS[d]
+    inputs = np.concatenate([[EOT], doc[:-1]])
+    L, probs, ranks = len(doc), [], []
+    for t in range(L):
+        first = t if t < T else T + (t - T) // stride * stride  # first target of t's run
+        start = 0 if t < T else min(first + stride - T, L - T)
+        assert start <= t < start + T and (t < T or t - start >= T - stride)
+        with torch.no_grad():
+            logits = model(torch.from_numpy(np.asarray([inputs[start : t + 1]], dtype=np.int64)))[0, -1]  # (V,)
+        probs.append(float(torch.softmax(logits.double(), -1)[doc[t]]))
+        ranks.append(int((logits > logits[doc[t]]).sum()))
+    return np.array(probs), np.array(ranks)
+
+
+@pytest.mark.parametrize("stride", [T, 5, 1])
+@pytest.mark.parametrize("batch_size", [32, 3])
+def test_batched_documents_match_a_per_token_loop(model, stride, batch_size):
+    """Windows of many documents share batches (padded, masked); a document drawn twice is scored once."""
+    tokens = np.concatenate(DOCS).astype(np.uint16)
+    ends = np.cumsum(LENGTHS)
+    starts = ends - LENGTHS
+    samples, seed, topk = 12, 5, (1, 10)
+    seen = []
+    ev = score_documents(model, tokens, starts, ends, EOT, T, stride, ALPHAS, topk, samples, seed,
+                         batch_size=batch_size, progress=lambda done, total: seen.append((done, total)))
+    assert np.array_equal(ev.indices, np.random.default_rng(seed).integers(0, len(DOCS), size=samples))
+    assert set(ev.indices) == set(range(len(DOCS))) and len(set(ev.indices)) < samples  # every kind, some twice
+    assert ev.tokens_scored == sum(LENGTHS[d] for d in ev.indices)
+    assert seen[-1] == (samples, samples) and [d for d, _ in seen] == sorted(d for d, _ in seen)
+    for i, d in enumerate(ev.indices):
+        p, ranks = _direct_document(model, d, stride)
+        for a, alpha in enumerate(ALPHAS):
+            assert ev.bpd[a, i] == pytest.approx(np.mean(-np.log2((1 - alpha) * p + alpha / V)), rel=1e-5)
+        for k in topk:
+            assert ev.topk_error[k][i] == (ranks >= k).mean()

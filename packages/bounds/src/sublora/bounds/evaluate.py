@@ -24,26 +24,42 @@ LOG2E = 1.0 / math.log(2.0)
 _MAX_LOGIT_ELEMENTS = 8_000_000  # batch * block * vocab per forward chunk
 
 
-def _smoothed_stats(logits: torch.Tensor, targets: torch.Tensor, alphas: Sequence[float]):
-    """Per-position smoothed loss X (bits), xi^2, and the rank of the target, for each alpha.
+def _target_logp(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """log p(target) without a full log_softmax: documents need no other entry of p.
 
-    logits (B, T, V), targets (B, T) -> X (A, B, T), xi2 (A, B, T), rank (B, T)
+    logits (M, V), targets (M,) -> (M,)
     """
-    V = logits.size(-1)
-    logp = torch.log_softmax(logits.float(), dim=-1)  # (B, T, V)
-    p = logp.exp()
-    p_target = p.gather(-1, targets.unsqueeze(-1)).squeeze(-1)  # (B, T)
-    target_logit = logits.gather(-1, targets.unsqueeze(-1))
-    rank = (logits > target_logit).sum(-1)  # how many tokens beat the target (ties favour it)
-    xs, xi2s = [], []
-    for alpha in alphas:
-        ph = (1.0 - alpha) * p + alpha / V
-        x = -torch.log2((1.0 - alpha) * p_target + alpha / V)  # (B, T)
-        y = -(ph * torch.log2(ph)).sum(-1)  # entropy of the smoothed prediction, bits
-        xi = (y - x) / math.log2(V / alpha)
-        xs.append(x)
-        xi2s.append(xi * xi)
-    return torch.stack(xs), torch.stack(xi2s), rank
+    return logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, dim=-1)
+
+
+def _smoothed_loss(logp_target: torch.Tensor, alphas: Sequence[float], vocab: int) -> torch.Tensor:
+    """X = -log2((1 - alpha) p(target) + alpha / V), in bits: (M,) -> (A, M)."""
+    a = torch.tensor(alphas, dtype=logp_target.dtype).unsqueeze(1)  # (A, 1)
+    return -torch.log2((1.0 - a) * logp_target.exp() + a / vocab)  # (A, M)
+
+
+def _smoothed_entropy(p: torch.Tensor, alphas: Sequence[float]) -> torch.Tensor:
+    """Entropy (bits) of each smoothed prediction: p (M, V) -> (A, M).
+
+    The one full-vocabulary pass per alpha that cannot be avoided (the log of a
+    mixture does not split); one buffer reused in place for every alpha.
+    """
+    V = p.size(-1)
+    out = torch.empty(len(alphas), p.size(0))  # (A, M)
+    ph = torch.empty_like(p)  # (M, V)
+    for i, alpha in enumerate(alphas):
+        torch.mul(p, 1.0 - alpha, out=ph).add_(alpha / V)
+        out[i] = (ph * ph.log()).sum(-1)
+    return out.mul_(-LOG2E)
+
+
+def _target_rank(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """How many tokens beat the target (ties favour it): logits (M, V), targets (M,) -> (M,)."""
+    return (logits > logits.gather(-1, targets.unsqueeze(-1))).sum(-1)
+
+
+def _vocab_size(model) -> int:
+    return int(model.net.get_output_embeddings().out_features)
 
 
 def _rows_per_chunk(block_size: int, vocab: int, batch_size: int) -> int:
@@ -71,17 +87,24 @@ def score_token_blocks(model, tokens: np.ndarray, block_size: int, alphas: Seque
         indices = np.arange(total_blocks)
     model.eval()
     theta = model.flat_params()
-    rows = _rows_per_chunk(block_size, int(model.net.get_output_embeddings().out_features), batch_size)
-    loss = np.empty((len(alphas), len(indices)))
+    vocab = _vocab_size(model)
+    rows = _rows_per_chunk(block_size, vocab, batch_size)
+    A = len(alphas)
+    loss = np.empty((A, len(indices)))
     xi2 = np.empty_like(loss)
     offsets = np.arange(block_size + 1)
+    log_range = torch.tensor([math.log2(vocab / a) for a in alphas]).unsqueeze(1)  # (A, 1)
     for start in range(0, len(indices), rows):
         idx = indices[start : start + rows]
-        window = torch.from_numpy(np.asarray(tokens[(idx[:, None] * block_size + offsets)], dtype=np.int64))
-        logits = model(window[:, :-1], theta)
-        x, q, _ = _smoothed_stats(logits, window[:, 1:], alphas)
-        loss[:, start : start + len(idx)] = x.mean(-1).double().numpy()
-        xi2[:, start : start + len(idx)] = q.mean(-1).double().numpy()
+        window = torch.from_numpy(np.asarray(tokens[(idx[:, None] * block_size + offsets)], dtype=np.int64))  # (B, T+1)
+        B = len(idx)
+        logits = model(window[:, :-1], theta).float().reshape(B * block_size, vocab)  # (B*T, V)
+        logp = torch.log_softmax(logits, dim=-1)  # (B*T, V)
+        targets = window[:, 1:].reshape(-1)  # (B*T,)
+        x = _smoothed_loss(logp.gather(-1, targets.unsqueeze(-1)).squeeze(-1), alphas, vocab)  # (A, B*T)
+        xi = (_smoothed_entropy(logp.exp(), alphas) - x) / log_range  # (A, B*T)
+        loss[:, start : start + B] = x.view(A, B, block_size).mean(-1).double().numpy()
+        xi2[:, start : start + B] = xi.square_().view(A, B, block_size).mean(-1).double().numpy()
         if progress:
             progress(min(start + rows, len(indices)), len(indices))
     return TokenEvidence(n=total_blocks * block_size, block_size=block_size, block_indices=indices,
@@ -108,43 +131,62 @@ def score_documents(model, tokens: np.ndarray, starts: np.ndarray, ends: np.ndar
                     block_size: int, stride: int, alphas: Sequence[float], topk: Sequence[int],
                     samples: int, seed: int, batch_size: int = 32,
                     progress: Callable[[int, int], None] | None = None) -> DocumentEvidence:
-    """Document-level evidence on ``samples`` documents drawn uniformly with replacement."""
+    """Document-level evidence on ``samples`` documents drawn uniformly with replacement.
+
+    Windows of many documents share each forward batch (a document of a few
+    hundred tokens has only a few windows). Windows run longest first, so a batch
+    right-padded to its first window carries little padding: GPT-2 is causal, so
+    padding never changes the logits of real positions, and padded or
+    already-scored positions are masked out before any statistic. A document
+    drawn twice is scored once.
+    """
     N = len(starts)
     if N < 1:
         raise ValueError("no training documents to sample from")
     stride = max(1, min(stride, block_size))
     indices = np.random.default_rng(seed).integers(0, N, size=samples)
+    docs, slot = np.unique(indices, return_inverse=True)  # distinct documents; sample i is docs[slot[i]]
+    lengths = (np.asarray(ends) - np.asarray(starts))[docs].astype(np.int64)
+    if (lengths < 1).any():
+        raise ValueError("every document must hold at least one token (its end-of-text)")
     model.eval()
     theta = model.flat_params()
-    rows = _rows_per_chunk(block_size, int(model.net.get_output_embeddings().out_features), batch_size)
-    bpd = np.empty((len(alphas), samples))
-    errors = {k: np.empty(samples) for k in topk}
-    scored_total = 0
-    for i, doc in enumerate(indices):
-        targets = np.asarray(tokens[starts[doc] : ends[doc]], dtype=np.int64)
-        inputs = np.concatenate([[eot_id], targets[:-1]])
-        L = len(targets)
-        x_sum = torch.zeros(len(alphas), dtype=torch.float64)
-        wrong = {k: 0 for k in topk}
-        windows = _document_windows(L, block_size, stride)
-        # Full-length windows run in batches; a lone short window (document < block) runs alone.
-        if windows[0][0] + block_size > L:
-            batches = [(windows, L)]
-        else:
-            batches = [(windows[j : j + rows], block_size) for j in range(0, len(windows), rows)]
-        for group, length in batches:
-            xin = torch.from_numpy(np.stack([inputs[s : s + length] for s, _ in group]))
-            yt = torch.from_numpy(np.stack([targets[s : s + length] for s, _ in group]))
-            x, _, rank = _smoothed_stats(model(xin, theta), yt, alphas)
-            first = torch.tensor([f - s for s, f in group]).unsqueeze(1)  # (G, 1)
-            mask = torch.arange(length).unsqueeze(0) >= first  # (G, length): targets this window scores
-            x_sum += (x * mask).sum(dim=(1, 2)).double()
-            for k in topk:
-                wrong[k] += int(((rank >= k) & mask).sum())
-        bpd[:, i] = (x_sum / L).numpy()
+    vocab = _vocab_size(model)
+    budget = _rows_per_chunk(block_size, vocab, batch_size) * block_size  # tokens per forward: the memory limit
+
+    # Every window of every distinct document: (owner, start, first scored target, length), longest first.
+    windows = np.array([(j, s, f, min(block_size, L - s)) for j, L in enumerate(lengths)
+                        for s, f in _document_windows(int(L), block_size, stride)], dtype=np.int64).reshape(-1, 4)
+    windows = windows[np.argsort(-windows[:, 3], kind="stable")]
+    windows_left = np.bincount(windows[:, 0], minlength=len(docs))
+    draws = np.bincount(slot, minlength=len(docs))  # how many samples each distinct document stands for
+    x_sum = torch.zeros(len(alphas), len(docs), dtype=torch.float64)
+    wrong = {k: torch.zeros(len(docs), dtype=torch.int64) for k in topk}
+    doc_start = np.asarray(starts, dtype=np.int64)[docs]
+    i = 0
+    while i < len(windows):
+        width = int(windows[i, 3])  # the longest window of this batch: the others are padded to it
+        batch = windows[i : i + max(1, budget // width)]  # (G, 4)
+        i += len(batch)
+        owner, start, first, length = batch.T
+        col = np.arange(width)
+        pos = (doc_start[owner] + start)[:, None] + col  # (G, W): where each target sits in the stream
+        real = col < length[:, None]  # (G, W): not padding
+        targets = np.asarray(tokens[np.where(real, pos, 0)], dtype=np.int64)  # (G, W)
+        inputs = np.asarray(tokens[np.where(real, pos - 1, 0).clip(0)], dtype=np.int64)  # (G, W): the token before each
+        inputs[start == 0, 0] = eot_id  # a document's first token is predicted from an end-of-text token
+        scored = torch.from_numpy(real & (col >= (first - start)[:, None]))  # (G, W)
+        logits = model(torch.from_numpy(inputs), theta).float()[scored]  # (M, V): scored positions only
+        y = torch.from_numpy(targets)[scored]  # (M,)
+        owners = torch.from_numpy(owner).unsqueeze(1).expand(-1, width)[scored]  # (M,): document of each
+        x_sum.index_add_(1, owners, _smoothed_loss(_target_logp(logits, y), alphas, vocab).double())
+        rank = _target_rank(logits, y)  # (M,)
         for k in topk:
-            errors[k][i] = wrong[k] / L
-        scored_total += L
+            wrong[k].index_add_(0, owners, (rank >= k).long())
+        np.subtract.at(windows_left, owner, 1)
         if progress:
-            progress(i + 1, samples)
-    return DocumentEvidence(N=N, indices=indices, bpd=bpd, topk_error=errors, tokens_scored=scored_total)
+            progress(int(draws[windows_left == 0].sum()), samples)
+    L = lengths[slot]  # (samples,)
+    bpd = x_sum.numpy()[:, slot] / L  # (A, samples)
+    errors = {k: wrong[k].numpy()[slot] / L for k in topk}
+    return DocumentEvidence(N=N, indices=indices, bpd=bpd, topk_error=errors, tokens_scored=int(L.sum()))
