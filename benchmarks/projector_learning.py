@@ -78,6 +78,8 @@ def step_times(specs: list[str], ds: list[int], repeats: int) -> dict[tuple[str,
 
 def run_one(spec: str, d: int, seed: int, steps: int, work: Path, env: dict) -> dict:
     out = work / f"{spec.replace(':', '-')}_d{d}_s{seed}"
+    if (out / "manifest.json").is_file() and json.loads((out / "manifest.json").read_text()).get("status") == "trained":
+        return read_run(out, spec, d, seed)  # finished in an earlier, interrupted study
     sublora = Path(sys.executable).with_name("sublora")
     cmd = [str(sublora), "train", "--out", str(out), "--projector", spec, f"--sublora.intrinsic_dim={d}",
            f"--sublora.seed={seed}", f"--train.seed={seed}", f"--model.init_seed={seed}",
@@ -100,6 +102,7 @@ def main() -> None:
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--projectors", default=None)
     parser.add_argument("--collect", type=Path, default=None, help="only summarize the finished runs in this work dir")
+    parser.add_argument("--work", type=Path, default=None, help="work dir (reuse one to resume an interrupted study)")
     args = parser.parse_args()
     from sublora.core.registry import registry
 
@@ -109,7 +112,8 @@ def main() -> None:
         rows = collect(args.collect)
         write_table(rows, step_times(sorted({r["projector"] for r in rows}), ds, args.repeats), args)
         return
-    work = Path(tempfile.mkdtemp(prefix="sublora-learning-"))
+    work = args.work or Path(tempfile.mkdtemp(prefix="sublora-learning-"))
+    work.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "SUBLORA_CACHE": os.environ.get("SUBLORA_CACHE", str(work / "cache"))}
     subprocess.run([str(Path(sys.executable).with_name("sublora")), "data", "prepare"], env=env, check=True,
                    capture_output=True)
