@@ -56,3 +56,20 @@ def tiny_config(text_corpus):
     data = copy.deepcopy(TINY)
     data["data"]["source_options"] = {"path": str(text_corpus)}
     return RunConfig.from_dict(data)
+
+
+@pytest.fixture(scope="session")
+def make_tiny_config(text_corpus):
+    """A factory of validated tiny RunConfigs over the small corpus: make_tiny_config(sublora={"seed": 1})."""
+    import copy
+
+    from sublora.core.config import RunConfig
+
+    def make(**sections):
+        data = copy.deepcopy(TINY)
+        data["data"]["source_options"] = {"path": str(text_corpus)}
+        for section, fields in sections.items():
+            data.setdefault(section, {}).update(fields)
+        return RunConfig.from_dict(data)
+
+    return make

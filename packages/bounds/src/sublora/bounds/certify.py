@@ -7,6 +7,11 @@
 The model that is certified is the decoded content of model.slc (quantized w
 loaded into the rebuilt network, eval mode); the bits charged are that file's
 bits. Every input of every bound is written into the certificate.
+
+Quantization may be followed by quantization-aware fine-tuning (``bound.qat_steps``,
+see ``sublora.bounds.qat``) and the codebook size may be searched over
+``bound.levels_grid``; every search (alphas, levels) is paid for with log2 of its
+number of candidates and recorded in the certificate's ``searches``.
 """
 
 from __future__ import annotations
@@ -16,21 +21,25 @@ import math
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from sublora.bounds.container import encode_compressed, read_compressed, write_compressed
 from sublora.core.bound import Complexity, DocumentEvidence, Evidence, TokenEvidence
 from sublora.core.config import RunConfig
 from sublora.core.data.dataset import file_sha256
-from sublora.core.errors import RunDirError, VerificationError
+from sublora.core.errors import BoundError, RunDirError, VerificationError
 from sublora.core.manifest import read_json, write_json
+from sublora.core.quantizer import QuantizedVector
 from sublora.core.registry import registry
 from sublora.core.rundir import RunDir
 
 ProgressFactory = Callable[[str], AbstractContextManager]
 FORMAT = "sublora-certificate/1"
+LN2 = math.log(2.0)
 
 
 def sha256_array(a: np.ndarray) -> str:
@@ -45,25 +54,57 @@ def _coder(config: RunConfig):
     return registry("coder").config(config.bound.coder, config.bound.coder_options).build()
 
 
-def _quantizer(config: RunConfig):
+def _quantizer(config: RunConfig, levels: int | None = None):
     options = {"levels": config.bound.levels, **config.bound.quantizer_options}
+    if levels is not None:  # a levels_grid candidate
+        options["levels"] = levels
     return registry("quantizer").config(config.bound.quantizer, options).build()
 
 
 def complexity_for(config: RunConfig, code_bits: int) -> Complexity:
-    """Bits paid: the file, plus hyperparameter bits and the union bound over the alpha grid."""
-    grid_bits = math.log2(len(config.bound.alphas))
-    return Complexity(code_bits=code_bits, extra_bits=config.bound.hyper_bits + grid_bits,
-                      extra_breakdown={"hyperparameters": config.bound.hyper_bits, "alpha_grid": grid_bits})
+    """Bits paid: the file, plus hyperparameter bits and a union bound over every searched choice.
+
+    Searches: the alpha grid (every estimator reports its best alpha) and, when ``levels_grid`` is
+    given, the codebook size picked from it. Both are read from the settings, so ``verify``
+    charges exactly what ``certify`` charged.
+    """
+    b = config.bound
+    breakdown = {"hyperparameters": b.hyper_bits, "alpha_grid": math.log2(len(b.alphas))}
+    if b.levels_grid:
+        breakdown["levels_search"] = math.log2(len(b.levels_grid))
+    return Complexity(code_bits=code_bits, extra_bits=sum(breakdown.values()), extra_breakdown=breakdown)
 
 
-def compute_bounds(config: RunConfig, evidence: Evidence, complexity: Complexity) -> list[dict[str, Any]]:
+def compute_bounds(config: RunConfig, evidence: Evidence, complexity: Complexity,
+                   delta: float | None = None) -> list[dict[str, Any]]:
+    """Every configured estimator's results, each valid with probability >= 1 - delta (default bound.delta)."""
     results = []
     for spec in config.bound.estimators:
         family = spec.split(":")[0]
         estimator = registry("bound").config(spec, config.bound.estimator_options.get(family)).build()
-        results += [r.model_dump(mode="json") for r in estimator.compute(evidence, complexity, config.bound.delta)]
+        results += [r.model_dump(mode="json")
+                    for r in estimator.compute(evidence, complexity, config.bound.delta if delta is None else delta)]
     return results
+
+
+def headline_bound(config: RunConfig, evidence: Evidence, complexity: Complexity,
+                   bounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """The smallest bits-per-token bound, made valid for being picked as the smallest.
+
+    Each bound in ``bounds`` holds with probability >= 1 - delta on its own; the minimum of K of
+    them only with 1 - K delta. So every candidate is recomputed at delta / K (a union bound)
+    and the smallest of those is the headline, valid with probability >= 1 - delta.
+    """
+    names = [b["name"] for b in bounds if b["units"].startswith("bits")]
+    if not names:
+        return {}
+    delta = config.bound.delta
+    candidates = [b for b in compute_bounds(config, evidence, complexity, delta / len(names)) if b["name"] in names]
+    best = min(candidates, key=lambda b: b["value"])
+    return {"name": best["name"], "value": best["value"], "empirical": best["empirical"],
+            "random_guess": best["random_guess"], "vacuous": best["vacuous"], "candidates": len(names),
+            "delta": delta, "delta_each": delta / len(names),
+            "note": f"smallest of {len(names)} bits/token bounds, each recomputed at delta / {len(names)}"}
 
 
 def _save_evidence(path: Path, evidence: Evidence) -> None:
@@ -77,9 +118,8 @@ def _save_evidence(path: Path, evidence: Evidence) -> None:
         arrays.update(doc_indices=d.indices, doc_bpd=d.bpd, doc_meta=np.asarray([d.N, d.tokens_scored]),
                       doc_topk=np.asarray(sorted(d.topk_error)),
                       doc_topk_error=np.stack([d.topk_error[k] for k in sorted(d.topk_error)]) if d.topk_error else np.zeros((0, d.n)))
-    tmp = path.with_name(".evidence.tmp.npz")
-    np.savez(tmp, **arrays)
-    tmp.replace(path)
+    with open(path, "wb") as f:  # a file object: np.savez would append ".npz" to a temporary name
+        np.savez(f, **arrays)
 
 
 def load_evidence(path: Path, vocab_size: int) -> Evidence:
@@ -113,6 +153,121 @@ def _collect_evidence(model, data, config: RunConfig, progress: ProgressFactory)
     return Evidence(vocab_size=data.vocab_size, alphas=alphas, documents=documents, tokens=tokens)
 
 
+@dataclass
+class Compression:
+    """The chosen quantized hypothesis and how it was found (QAT, levels search)."""
+
+    quantized: dict[str, QuantizedVector]
+    plain: dict[str, QuantizedVector]  # the same tensors before QAT (== quantized when QAT is off)
+    levels: int
+    qat: dict[str, Any] | None = None
+    levels_search: dict[str, Any] | None = None
+
+
+def _quantize(model, data, config: RunConfig, continuous: dict, levels: int | None,
+              progress: ProgressFactory) -> Compression:
+    """Plain quantization of every hypothesis tensor (at ``levels``, default the settings'), then QAT if on."""
+    from sublora.bounds.qat import fine_tune
+
+    b = config.bound
+    quantizer = _quantizer(config, levels)
+    levels = quantizer.config.levels
+    plain = {name: quantizer.quantize(t.double().numpy(), seed=b.seed + i)
+             for i, (name, t) in enumerate(continuous.items())}
+    if not b.qat_steps:
+        return Compression(plain, plain, levels)
+    with progress(f"quantization-aware fine-tuning (levels {levels})") as bar:
+        result = fine_tune(model, data, continuous, plain, steps=b.qat_steps, lr=b.qat_lr,
+                           batch_size=b.qat_batch_size, block_size=config.model.block_size, seed=b.seed, progress=bar)
+    record = {"steps": b.qat_steps, "lr": b.qat_lr, "batch_size": b.qat_batch_size, "seed": b.seed,
+              "tensors": list(result.quantized), "seconds": round(result.seconds, 2),
+              "levels_after": {n: int(q.codebook.size) for n, q in result.quantized.items()},
+              "first_step_loss_bpt": result.losses[0] / LN2, "last_step_loss_bpt": result.losses[-1] / LN2}
+    return Compression(result.quantized, plain, levels, qat=record)
+
+
+def _estimate_bound(model, data, config: RunConfig, quantized: dict[str, QuantizedVector], code_bits: int,
+                    progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+    """The levels search's rule, fixed in advance: the token Azuma bound (bounds.md section 4, smallest over
+    the alpha grid) with the candidate's complexity and, in place of the mean smoothed loss over all n
+    training tokens, its mean over bound.search_blocks blocks drawn with seed bound.seed + 2.
+
+    A plug-in estimate (no subsampling term): it ranks the candidates as the certified bound would,
+    which is all a rule needs; the choice is paid for by complexity_for, not by this estimate.
+    """
+    from sublora.bounds.estimators.azuma import azuma_bound
+    from sublora.bounds.evaluate import score_token_blocks
+    from sublora.bounds.smoothing import delta_range
+
+    b = config.bound
+    _load_quantized(model, quantized)
+    tokens = score_token_blocks(model, data.train, config.model.block_size, tuple(b.alphas), b.search_blocks,
+                                seed=b.seed + 2, batch_size=b.batch_size, progress=progress)
+    nats = complexity_for(config, code_bits).nats
+    estimates = []
+    for a, alpha in enumerate(b.alphas):
+        mean = float(tokens.loss[a].mean())
+        estimates.append((azuma_bound(mean, tokens.n, nats, delta_range(alpha, data.vocab_size), b.delta), mean, alpha))
+    estimate, empirical, alpha = min(estimates)
+    return {"estimate": estimate, "empirical": empirical, "alpha": alpha}
+
+
+def compress(model, data, config: RunConfig, coder, progress: ProgressFactory = _no_progress) -> Compression:
+    """Quantize (+ QAT) every hypothesis tensor; with a levels_grid, keep the candidate of smallest estimate.
+
+    The model's hypothesis may hold quantized values afterwards (a search loads each candidate):
+    callers load the chosen ones.
+    """
+    b = config.bound
+    continuous = {name: t.clone() for name, t in model.hypothesis().items()}  # loading quantized values overwrites w
+    if not b.levels_grid:
+        return _quantize(model, data, config, continuous, None, progress)
+
+    t0 = time.perf_counter()
+    tried, rows = [], []
+    for levels in b.levels_grid:
+        candidate = _quantize(model, data, config, continuous, levels, progress)
+        code_bits = 8 * len(encode_compressed(candidate.quantized, coder))
+        with progress(f"levels search: score levels {levels}") as bar:
+            estimate = _estimate_bound(model, data, config, candidate.quantized, code_bits, bar)
+        tried.append(candidate)
+        rows.append({"levels": levels, "code_bits": code_bits,
+                     "total_bits": complexity_for(config, code_bits).total_bits, **estimate})
+    best = min(range(len(rows)), key=lambda i: (rows[i]["estimate"], i))  # ties: the earlier candidate
+    chosen = tried[best]
+    chosen.levels_search = {
+        "bits": math.log2(len(b.levels_grid)), "grid": list(b.levels_grid), "chosen": chosen.levels,
+        "rule": (f"smallest token Azuma bound (bits/token, best alpha) of the quantized model, with the mean "
+                 f"smoothed loss of {b.search_blocks} training blocks drawn with seed {b.seed + 2} in place of the "
+                 "mean over all training tokens (no subsampling term); complexity = the candidate's code bits + "
+                 "the same extra bits; ties go to the earlier candidate"),
+        "candidates": rows, "seconds": round(time.perf_counter() - t0, 2),
+    }
+    return chosen
+
+
+def check_evaluation_sizes(config: RunConfig, data) -> None:
+    """Refuse a subsample larger than the data it is drawn from (clear error, nothing written)."""
+    b = config.bound
+    starts, _ = data.doc_bounds("train")
+    if b.doc_samples > len(starts):
+        raise BoundError(
+            f"bound.doc_samples={b.doc_samples} exceeds the {len(starts)} training documents: the sample would "
+            "score documents several times over.",
+            hint=f"Set --bound.doc_samples to at most {len(starts)}.",
+        )
+    blocks = (len(data.train) - 1) // config.model.block_size
+    if blocks < 1:
+        raise BoundError(f"The training stream ({len(data.train)} tokens) is shorter than one block of "
+                         f"{config.model.block_size} tokens: nothing to score.")
+    if b.token_blocks is not None and b.token_blocks > blocks:
+        raise BoundError(
+            f"bound.token_blocks={b.token_blocks} exceeds the {blocks} blocks of {config.model.block_size} tokens "
+            "in the training stream.",
+            hint=f"Set --bound.token_blocks=null to evaluate every block once (no subsampling term), or at most {blocks}.",
+        )
+
+
 def certify(run_dir: str | Path, progress: ProgressFactory | None = None, force: bool = False,
             overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """Compress the run's best checkpoint, score it and write certificate.json; returns the certificate."""
@@ -137,28 +292,41 @@ def certify(run_dir: str | Path, progress: ProgressFactory | None = None, force:
         bound_only = {k: v for k, v in overrides.items() if k.startswith("bound.")}
         if len(bound_only) != len(overrides):
             raise RunDirError("Only bound.* settings can be changed when bounding a trained run.")
+        if "bound.levels" in bound_only and "bound.levels_grid" not in bound_only:
+            bound_only["bound.levels_grid"] = []  # asking for one codebook size means: no search
         config = RunConfig.from_dict(apply_overrides(config.to_dict(), bound_only))
+    check_evaluation_sizes(config, data)  # before anything is computed or written
     _, ckpt_meta = read_checkpoint(rd.best)
     unquantized = estimate_loss(model, data, config)
 
-    # 1. quantize every hypothesis tensor and code it into the file the bound pays for
-    quantizer, coder = _quantizer(config), _coder(config)
-    hypothesis = model.hypothesis()
-    quantized = {name: quantizer.quantize(t.double().numpy(), seed=config.bound.seed + i)
-                 for i, (name, t) in enumerate(hypothesis.items())}
-    from sublora.bounds.container import write_compressed
+    # 1. quantize every hypothesis tensor (+ QAT, + levels search) and code it into the file the bound pays for
+    coder = _coder(config)
+    compression = compress(model, data, config, coder, progress)
+    quantized = compression.quantized
+    plain_loss = None
+    if compression.qat:  # what QAT bought, on the same fixed batches as the other losses
+        _load_quantized(model, compression.plain)
+        plain_loss = estimate_loss(model, data, config)
 
-    tmp = rd.compressed.with_name(".model.slc.tmp")
-    code_bits = write_compressed(tmp, quantized, config.bound.coder, coder)
-    tmp.replace(rd.compressed)
-    _load_quantized(model, quantized)
-    quantized_loss = estimate_loss(model, data, config)
+    # Outputs go to temporary files, moved into place only once everything succeeded: a failure
+    # (or an interrupt) midway never leaves a new model.slc beside an old certificate.
+    tmp_model, tmp_evidence = rd.compressed.with_name(".model.slc.tmp"), rd.root / ".evidence.tmp.npz"
+    try:
+        code_bits = write_compressed(tmp_model, quantized, config.bound.coder, coder)
+        _load_quantized(model, quantized)
+        quantized_loss = estimate_loss(model, data, config)
 
-    # 2. score the quantized model and compute every bound
-    evidence = _collect_evidence(model, data, config, progress)
-    _save_evidence(rd.root / "evidence.npz", evidence)
-    complexity = complexity_for(config, code_bits)
-    bounds = compute_bounds(config, evidence, complexity)
+        # 2. score the quantized model and compute every bound
+        evidence = _collect_evidence(model, data, config, progress)
+        _save_evidence(tmp_evidence, evidence)
+        complexity = complexity_for(config, code_bits)
+        bounds = compute_bounds(config, evidence, complexity)
+        headline = headline_bound(config, evidence, complexity, bounds)
+        tmp_model.replace(rd.compressed)
+        tmp_evidence.replace(rd.root / "evidence.npz")
+    finally:
+        tmp_model.unlink(missing_ok=True)
+        tmp_evidence.unlink(missing_ok=True)
 
     w = quantized["w"]
     certificate = {
@@ -194,14 +362,24 @@ def certify(run_dir: str | Path, progress: ProgressFactory | None = None, force:
         "losses_bits_per_token": {
             "unquantized_train": unquantized["train_bpt"], "unquantized_val": unquantized["val_bpt"],
             "quantized_train": quantized_loss["train_bpt"], "quantized_val": quantized_loss["val_bpt"],
+            **({"quantized_before_qat_train": plain_loss["train_bpt"],
+                "quantized_before_qat_val": plain_loss["val_bpt"]} if plain_loss else {}),
+        },
+        "qat": compression.qat,
+        "searches": {  # every choice made after seeing the data, what was tried and the bits it costs
+            "alpha_grid": {"bits": complexity.extra_breakdown["alpha_grid"], "candidates": list(config.bound.alphas),
+                           "rule": "each estimator reports its smallest bound over the grid"},
+            "levels": compression.levels_search,
         },
         "bounds": bounds,
+        "headline": headline,
         "seconds": round(time.perf_counter() - t0, 2),
     }
     write_json(rd.certificate, certificate)
     manifest = read_json(rd.manifest)
     manifest["status"] = "bounded"
-    manifest["certificate"] = {"file": rd.certificate.name, "best": _best(bounds)}
+    manifest["certificate"] = {"file": rd.certificate.name,
+                               "best": {k: headline[k] for k in ("name", "value")} if headline else {}}
     write_json(rd.manifest, manifest)
     return certificate
 
@@ -214,17 +392,10 @@ def _load_quantized(model, quantized: dict) -> None:
     model.load_hypothesis({name: torch.from_numpy(q.values).reshape(shapes[name]) for name, q in quantized.items()})
 
 
-def _best(bounds: list[dict[str, Any]]) -> dict[str, Any]:
-    bpd = [b for b in bounds if b["units"].startswith("bits")]
-    best = min(bpd, key=lambda b: b["value"]) if bpd else None
-    return {"name": best["name"], "value": best["value"]} if best else {}
-
-
 def verify(run_dir: str | Path, rescore_blocks: int = 4, tolerance: float = 1e-6) -> list[str]:
     """Check a certificate end to end; return the checks passed, raise VerificationError on the first failure."""
     import torch
 
-    from sublora.bounds.container import read_compressed
     from sublora.bounds.evaluate import score_token_blocks
     from sublora.core.train import load_trained
 
@@ -257,7 +428,8 @@ def verify(run_dir: str | Path, rescore_blocks: int = 4, tolerance: float = 1e-6
     checks.append(f"compressed file {path.name}: sha256 and size match ({cert['code_bits']} bits)")
 
     model, config, data = load_trained(rd.root)
-    config = RunConfig.from_dict({**config.to_dict(), "bound": cert["bound_settings"]})
+    # A certificate from before the levels search has no levels_grid: it searched nothing.
+    config = RunConfig.from_dict({**config.to_dict(), "bound": {"levels_grid": [], **cert["bound_settings"]}})
     hypothesis = model.hypothesis()
     shapes = {name: int(t.numel()) for name, t in hypothesis.items()}
     decoded = read_compressed(path, shapes, _coder(config))
@@ -271,13 +443,21 @@ def verify(run_dir: str | Path, rescore_blocks: int = 4, tolerance: float = 1e-6
         raise VerificationError(f"{evidence_path} is missing or changed since the certificate was written.")
     evidence = load_evidence(evidence_path, data.vocab_size)
     complexity = complexity_for(config, cert["code_bits"])
+    if not math.isclose(complexity.extra_bits, cert["extra_bits"], rel_tol=tolerance, abs_tol=tolerance):
+        raise VerificationError(f"The settings charge {complexity.extra_bits} extra bits "
+                                f"({complexity.extra_breakdown}), the certificate {cert['extra_bits']}.")
     recomputed = compute_bounds(config, evidence, complexity)
     by_name = {b["name"]: b for b in recomputed}
     for b in cert["bounds"]:
         again = by_name.get(b["name"])
         if again is None or not math.isclose(again["value"], b["value"], rel_tol=tolerance, abs_tol=tolerance):
             raise VerificationError(f"Bound {b['name']} recomputes to {again and again['value']}, certificate says {b['value']}.")
-    checks.append(f"recomputed {len(recomputed)} bounds from the evidence: all match")
+    headline = headline_bound(config, evidence, complexity, recomputed)
+    if cert.get("headline", {}).get("value") is not None and not math.isclose(
+            headline["value"], cert["headline"]["value"], rel_tol=tolerance, abs_tol=tolerance):
+        raise VerificationError(f"Headline bound recomputes to {headline['value']}, certificate says "
+                                f"{cert['headline']['value']}.")
+    checks.append(f"recomputed {len(recomputed)} bounds and the headline from the evidence: all match")
 
     _load_quantized(model, decoded)
     t = evidence.tokens

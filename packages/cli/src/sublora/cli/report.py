@@ -27,6 +27,14 @@ def print_certificate(cert: dict[str, Any], title: str = "Generalization bounds"
         table.add_row(b["name"], b["estimator"], _fmt(b["empirical"], b["units"]), _fmt(b["value"], b["units"]),
                       _fmt(b["random_guess"], b["units"]), b["units"], "-" if alpha is None else f"{alpha:g}", status)
     out.print(table)
+    head = cert.get("headline")
+    if head:
+        out.print(
+            f"headline: {head['name']} <= [bold]{head['value']:.4f}[/] bits/token (random guess {head['random_guess']:.3f}), "
+            f"valid with probability >= {1 - head['delta']:.2f} for being the smallest of {head['candidates']} "
+            f"(each recomputed at delta = {head['delta_each']:.3g})",
+            highlight=False,
+        )
     losses = cert["losses_bits_per_token"]
     out.print(
         f"model: d={cert['d']:,} in D={cert['D']:,}; compressed {cert['compressed_file']} = {cert['code_bits']:,} bits "

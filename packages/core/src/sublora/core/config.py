@@ -113,11 +113,24 @@ class TrainConfig(Section):
 class BoundSettings(Section):
     quantizer: str = Field("kmeans", description="Quantizer spec: 'kmeans' (seeded 1-D k-means) or 'uniform' "
                            "(the reference's equal-width bins; costs ~0.5 bits/token more on the main job).")
-    levels: int = Field(11, ge=2, le=255)
+    levels: int = Field(11, ge=2, le=255, description="Codebook size (centroids) of the quantizer when "
+                        "levels_grid is empty; otherwise it must be one of the grid's candidates.")
+    levels_grid: list[int] = Field(default_factory=lambda: [11, 16, 24], description="Candidate codebook sizes: "
+                                   "each is quantized (+ QAT), coded and scored on search_blocks training blocks; the "
+                                   "one with the smallest estimated token Azuma bound is kept, paying "
+                                   "log2(len(levels_grid)) bits. Empty = use `levels` only, no search, no bits "
+                                   "(see docs/tighter_certificates.md).")
+    search_blocks: int = Field(512, ge=1, description="Training blocks (seeded, with replacement) each levels_grid "
+                               "candidate is scored on to estimate its bound.")
+    qat_steps: int = Field(100, ge=0, description="Quantization-aware fine-tuning steps after quantizing (0 = off): "
+                           "w and the codebook are trained through the rounding (straight-through) on training "
+                           "batches, then re-quantized.")
+    qat_lr: float = Field(1e-4, gt=0, description="Adam learning rate of the quantization-aware fine-tuning.")
+    qat_batch_size: int = Field(16, ge=1, description="Training sequences per quantization-aware fine-tuning step.")
     quantizer_options: dict[str, Any] = Field(default_factory=dict)
-    coder: str = Field("arithmetic")
+    coder: str = Field("shortest", description="Coder spec: 'shortest' (of arithmetic/adaptive), 'arithmetic', 'adaptive'.")
     coder_options: dict[str, Any] = Field(default_factory=dict)
-    estimators: list[str] = Field(default_factory=lambda: ["subsampling", "azuma", "freedman"])
+    estimators: list[str] = Field(default_factory=lambda: ["subsampling", "azuma", "freedman", "pacbayes"])
     estimator_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
     alphas: list[float] = Field(default_factory=lambda: [1e-3, 1e-2, 0.05, 0.1, 0.25, 0.5])
     delta: float = Field(0.05, gt=0, lt=1)
@@ -140,6 +153,33 @@ class BoundSettings(Section):
         if bad:
             raise ValueError(f"every alpha must lie in (0, 1); got {bad}")
         return sorted(set(v))
+
+    @field_validator("levels_grid")
+    @classmethod
+    def _levels_in_range(cls, v: list[int]) -> list[int]:
+        bad = [n for n in v if not 2 <= n <= 255]
+        if bad:
+            raise ValueError(f"every candidate must lie in [2, 255] (the file stores 1..255 centroids); got {bad}")
+        if len(set(v)) != len(v):
+            raise ValueError(f"candidates must be distinct (a repeat costs bits and tries nothing new); got {v}")
+        return list(v)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _levels_alone_means_no_search(cls, data: Any) -> Any:
+        """`levels: 7` without a levels_grid (a YAML file, an override, a run from before the search) means
+        that one codebook size: no search."""
+        if isinstance(data, dict) and "levels" in data and "levels_grid" not in data:
+            data = {**data, "levels_grid": []}
+        return data
+
+    @model_validator(mode="after")
+    def _levels_in_grid(self) -> "BoundSettings":
+        if self.levels_grid and self.levels not in self.levels_grid:
+            raise ValueError(f"levels={self.levels} is not among levels_grid={self.levels_grid}, which decides the "
+                             f"codebook size: set levels_grid to [] to use levels={self.levels} alone, "
+                             "or add it to the grid")
+        return self
 
 
 class RunConfig(Section):
