@@ -392,6 +392,30 @@ def _load_quantized(model, quantized: dict) -> None:
     model.load_hypothesis({name: torch.from_numpy(q.values).reshape(shapes[name]) for name, q in quantized.items()})
 
 
+def load_certified(run_dir: str | Path):
+    """The model a run's certificate certifies: the decoded model.slc in the rebuilt network, eval mode.
+
+    Returns (model, config, data) like ``load_trained``; checks the file against the certificate's hash.
+    """
+    from sublora.bounds.container import read_compressed
+    from sublora.core.train import load_trained
+
+    rd = RunDir(Path(run_dir))
+    if not rd.certificate.is_file() or not rd.compressed.is_file():
+        raise RunDirError(f"{rd.root} has no certificate and compressed model yet.",
+                          hint="Bound it first: `sublora bound RUN_DIR`.")
+    cert = read_json(rd.certificate)
+    if file_sha256(rd.compressed) != cert.get("compressed_sha256"):
+        raise VerificationError(f"{rd.compressed} does not match the certificate's sha256.",
+                                hint="Recompute with `sublora bound --force`.")
+    model, config, data = load_trained(rd.root)
+    config = RunConfig.from_dict({**config.to_dict(), "bound": {"levels_grid": [], **cert["bound_settings"]}})
+    shapes = {name: int(t.numel()) for name, t in model.hypothesis().items()}
+    _load_quantized(model, read_compressed(rd.compressed, shapes, _coder(config)))
+    model.eval()
+    return model, config, data
+
+
 def verify(run_dir: str | Path, rescore_blocks: int = 4, tolerance: float = 1e-6) -> list[str]:
     """Check a certificate end to end; return the checks passed, raise VerificationError on the first failure."""
     import torch
