@@ -123,4 +123,6 @@ def collect(results: str | Path, bound: str = "headline") -> list[RunRecord]:
             gammas={k: float(v) for k, v in (report.get("gammas") or {}).items()}, mode=report.get("mode"),
             bounds={b["name"]: float(b["value"]) for b in cert["bounds"]},
         ))
+    order = {name: i for i, name in enumerate(labels)}  # the grid's order (axis values as written), if known
+    records.sort(key=lambda r: (order.get(r.name, len(order)), r.name))
     return records

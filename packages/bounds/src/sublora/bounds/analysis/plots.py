@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -66,7 +67,7 @@ def pareto_frontier(summaries: list[Summary], budget: int, out_dir: Path, style)
 
 def compression_comparison(summaries: list[Summary], budget: int, out_dir: Path, style) -> list[Path]:
     rows = [s for s in summaries if s.budget == budget]
-    fig, axes = plt.subplots(1, 3, figsize=(11, 3.4))
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.8), layout="constrained")
     panels = [("total_bits", "empirical", "complexity (bits)", "empirical risk (bits/token)", False),
               ("total_bits", "bound", "complexity (bits)", "bound (bits/token)", False),
               ("size_kb", "empirical", "compressed size (KB, log scale)", "empirical risk (bits/token)", True)]
@@ -80,6 +81,9 @@ def compression_comparison(summaries: list[Summary], budget: int, out_dir: Path,
                         markersize=7, markeredgecolor="black", markeredgewidth=0.5, label=s.method)
         if logx:
             ax.set_xscale("log")
+            ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # minor labels overlap
+            ax.xaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
         else:
             ax.ticklabel_format(axis="x", useOffset=False, style="plain")
         ax.ticklabel_format(axis="y", useOffset=False, style="plain")
@@ -90,8 +94,8 @@ def compression_comparison(summaries: list[Summary], budget: int, out_dir: Path,
     axes[1].set_title("complexity vs bound")
     axes[2].set_title("compressed size vs risk")
     handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 5), frameon=False, bbox_to_anchor=(0.5, -0.08))
-    fig.suptitle(f"Compression comparison, d = {budget} (small markers: single runs; large: mean +- std)", y=1.02)
+    fig.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 5), frameon=False)
+    fig.suptitle(f"Compression comparison, d = {budget} (small markers: single runs; large: mean +- std)")
     return _save(fig, out_dir, f"compression_comparison_d{budget}")
 
 
