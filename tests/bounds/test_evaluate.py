@@ -50,11 +50,13 @@ def test_windows_score_every_target_exactly_once(length, block, stride):
 
 def test_token_blocks_match_direct_computation(model):
     tokens = np.random.default_rng(0).integers(0, V, size=5 * T + 3)
-    ev = score_token_blocks(model, tokens, T, ALPHAS, max_blocks=None, seed=0, batch_size=2)
+    ev = score_token_blocks(model, tokens, T, ALPHAS, max_blocks=None, seed=0, batch_size=2, topk=(1, 3))
     assert not ev.sampled and ev.n == 5 * T and list(ev.block_indices) == list(range(5))
     for a, alpha in enumerate(ALPHAS):
         for b in range(5):
-            x, y, _ = _direct(model, tokens[b * T : b * T + T], tokens[b * T + 1 : b * T + T + 1], alpha)
+            x, y, ranks = _direct(model, tokens[b * T : b * T + T], tokens[b * T + 1 : b * T + T + 1], alpha)
+            for k in (1, 3):  # share of the block's tokens outside the model's top k
+                assert ev.topk_error[k][b] == pytest.approx((ranks >= k).mean())
             assert ev.loss[a, b] == pytest.approx(x.mean(), rel=1e-5)
             xi = (y - x) / math.log2(V / alpha)
             assert ev.xi2[a, b] == pytest.approx((xi**2).mean(), rel=1e-4, abs=1e-7)

@@ -112,7 +112,10 @@ def _save_evidence(path: Path, evidence: Evidence) -> None:
     if evidence.tokens is not None:
         t = evidence.tokens
         arrays.update(token_block_indices=t.block_indices, token_loss=t.loss, token_xi2=t.xi2,
-                      token_meta=np.asarray([t.n, t.block_size, int(t.sampled)]))
+                      token_meta=np.asarray([t.n, t.block_size, int(t.sampled)]),
+                      token_topk=np.asarray(sorted(t.topk_error), dtype=np.int64),
+                      token_topk_error=np.stack([t.topk_error[k] for k in sorted(t.topk_error)])
+                      if t.topk_error else np.zeros((0, t.blocks)))
     if evidence.documents is not None:
         d = evidence.documents
         arrays.update(doc_indices=d.indices, doc_bpd=d.bpd, doc_meta=np.asarray([d.N, d.tokens_scored]),
@@ -128,8 +131,10 @@ def load_evidence(path: Path, vocab_size: int) -> Evidence:
         tokens = documents = None
         if "token_loss" in z:
             n, block, sampled = (int(v) for v in z["token_meta"])
+            topk = ({int(k): z["token_topk_error"][i] for i, k in enumerate(z["token_topk"])}
+                    if "token_topk" in z else {})
             tokens = TokenEvidence(n=n, block_size=block, block_indices=z["token_block_indices"], sampled=bool(sampled),
-                                   loss=z["token_loss"], xi2=z["token_xi2"])
+                                   loss=z["token_loss"], xi2=z["token_xi2"], topk_error=topk)
         if "doc_bpd" in z:
             N, scored = (int(v) for v in z["doc_meta"])
             topk = {int(k): z["doc_topk_error"][i] for i, k in enumerate(z["doc_topk"])}
@@ -144,7 +149,7 @@ def _collect_evidence(model, data, config: RunConfig, progress: ProgressFactory)
     alphas = tuple(b.alphas)
     with progress("score token blocks") as bar:
         tokens = score_token_blocks(model, data.train, config.model.block_size, alphas, b.token_blocks,
-                                    seed=b.seed, batch_size=b.batch_size, progress=bar)
+                                    seed=b.seed, batch_size=b.batch_size, progress=bar, topk=b.topk)
     with progress("score documents") as bar:
         starts, ends = data.doc_bounds("train")
         documents = score_documents(model, data.train, starts, ends, data.eot_id, config.model.block_size,
@@ -487,8 +492,10 @@ def verify(run_dir: str | Path, rescore_blocks: int = 4, tolerance: float = 1e-6
     t = evidence.tokens
     k = min(rescore_blocks, t.blocks)
     again = score_token_blocks(model, data.train, t.block_size, evidence.alphas, None, seed=0,
-                               batch_size=config.bound.batch_size, _indices=t.block_indices[:k])
-    if not np.allclose(again.loss, t.loss[:, :k], atol=1e-4, rtol=1e-5):
+                               batch_size=config.bound.batch_size, _indices=t.block_indices[:k],
+                               topk=tuple(t.topk_error))
+    same_topk = all(np.allclose(again.topk_error[j], t.topk_error[j][:k]) for j in t.topk_error)
+    if not np.allclose(again.loss, t.loss[:, :k], atol=1e-4, rtol=1e-5) or not same_topk:
         raise VerificationError("Re-scoring the decoded model does not reproduce the certified token losses.")
     checks.append(f"re-scored {k} token blocks with the decoded model: losses match the evidence")
     manifest = read_json(rd.manifest)

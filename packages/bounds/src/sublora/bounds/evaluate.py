@@ -70,9 +70,10 @@ def _rows_per_chunk(block_size: int, vocab: int, batch_size: int) -> int:
 def score_token_blocks(model, tokens: np.ndarray, block_size: int, alphas: Sequence[float],
                        max_blocks: int | None, seed: int, batch_size: int = 32,
                        progress: Callable[[int, int], None] | None = None,
-                       _indices: np.ndarray | None = None) -> TokenEvidence:
+                       _indices: np.ndarray | None = None, topk: Sequence[int] = ()) -> TokenEvidence:
     """Token-level evidence: every aligned block, or ``max_blocks`` drawn uniformly with replacement.
 
+    ``topk``: also the per-block top-k error rates (for the sequence-level top-k bound).
     ``_indices`` re-scores given blocks (verification).
     """
     total_blocks = (len(tokens) - 1) // block_size
@@ -92,6 +93,7 @@ def score_token_blocks(model, tokens: np.ndarray, block_size: int, alphas: Seque
     A = len(alphas)
     loss = np.empty((A, len(indices)))
     xi2 = np.empty_like(loss)
+    errors = {int(k): np.empty(len(indices)) for k in topk}
     offsets = np.arange(block_size + 1)
     log_range = torch.tensor([math.log2(vocab / a) for a in alphas]).unsqueeze(1)  # (A, 1)
     for start in range(0, len(indices), rows):
@@ -105,10 +107,14 @@ def score_token_blocks(model, tokens: np.ndarray, block_size: int, alphas: Seque
         xi = (_smoothed_entropy(logp.exp(), alphas) - x) / log_range  # (A, B*T)
         loss[:, start : start + B] = x.view(A, B, block_size).mean(-1).double().numpy()
         xi2[:, start : start + B] = xi.square_().view(A, B, block_size).mean(-1).double().numpy()
+        if errors:
+            rank = _target_rank(logits, targets).view(B, block_size)  # (B, T)
+            for k, out in errors.items():
+                out[start : start + B] = (rank >= k).double().mean(-1).numpy()
         if progress:
             progress(min(start + rows, len(indices)), len(indices))
     return TokenEvidence(n=total_blocks * block_size, block_size=block_size, block_indices=indices,
-                         sampled=bool(sampled), loss=loss, xi2=xi2)
+                         sampled=bool(sampled), loss=loss, xi2=xi2, topk_error=errors)
 
 
 def _document_windows(length: int, block_size: int, stride: int) -> list[tuple[int, int]]:

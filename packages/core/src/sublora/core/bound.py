@@ -50,7 +50,8 @@ class TokenEvidence:
     block of ``block_size`` tokens. ``loss[a, b]`` is the mean smoothed loss
     (bits) of evaluated block b at alpha index a; ``xi2[a, b]`` the block mean of
     xi^2 with xi = (Y - X) / log2(V / alpha), Y = entropy (bits) of the smoothed
-    prediction. ``sampled`` is False when every block was evaluated exactly
+    prediction. ``topk_error[k][b]``: share of block b's tokens whose true token is
+    not among the k most likely. ``sampled`` is False when every block was evaluated exactly
     once, True when blocks were drawn uniformly with replacement.
     """
 
@@ -60,6 +61,7 @@ class TokenEvidence:
     sampled: bool
     loss: np.ndarray
     xi2: np.ndarray
+    topk_error: dict[int, np.ndarray] = field(default_factory=dict)  # k -> (blocks,) share of tokens outside top k
 
     @property
     def blocks(self) -> int:

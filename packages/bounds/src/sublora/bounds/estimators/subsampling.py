@@ -8,7 +8,7 @@ uniformly with replacement from them; r = n / (n + N). With probability >= 1 - d
 with div = (C(h) + extra bits) ln 2. Units:
 
 - documents (``document_bpd``, ``document_top{k}``): the document evidence;
-- sequences (``sequence_bpd``): the non-overlapping training sequences of block_size tokens
+- sequences (``sequence_bpd``, ``sequence_top{k}``): the non-overlapping training sequences of block_size tokens
   of the token evidence, N = their number, each unit's loss its mean smoothed loss. When every
   sequence was evaluated (n = N, no sampling) the second term is dropped and the first is
   the plain Occam bound Delta sqrt((div - ln delta) / (2N)). This treats the sequences as
@@ -85,8 +85,19 @@ class SubsamplingBound(BoundEstimator):
                   "block_size": int(tokens.block_size), "r": n / (n + N) if tokens.sampled else None,
                   "alpha": float(evidence.alphas[a]), "alpha_index": a, "alphas": [float(x) for x in evidence.alphas],
                   "Delta": Delta, "vocab_size": V, **complexity_inputs(complexity)}
-        return [make_result(self.name, "sequence_bpd", value, empirical, bound(empirical, Delta, 0.0),
-                            random_guess_bpd(V), "bits/token", inputs, target="sequence_bpd")]
+        results = [make_result(self.name, "sequence_bpd", value, empirical, bound(empirical, Delta, 0.0),
+                               random_guess_bpd(V), "bits/token", inputs, target="sequence_bpd")]
+        for k in sorted(tokens.topk_error):
+            errors = np.asarray(tokens.topk_error[k], dtype=np.float64)
+            if errors.shape != (n,):
+                raise BoundError(f"tokens.topk_error[{k}] must have shape ({n},); got {errors.shape}.")
+            check_range(errors, 0.0, 1.0, what=f"sequence top-{k} errors")
+            empirical = float(errors.mean())
+            results.append(make_result(
+                self.name, f"sequence_top{k}", bound(empirical, 1.0, complexity.nats), empirical,
+                bound(empirical, 1.0, 0.0), random_guess_topk(int(k), V), "error rate",
+                {**inputs, "alpha": None, "alpha_index": None, "k": int(k), "Delta": 1.0}, target=f"sequence_top{k}"))
+        return results
 
     def _documents(self, evidence: Evidence, complexity: Complexity, delta: float) -> list[BoundResult]:
         docs = evidence.documents

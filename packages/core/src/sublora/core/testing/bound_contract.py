@@ -17,7 +17,8 @@ Checks any ``sublora.bounds`` plugin can run on itself (numpy only, no model):
     * ``sequences``: the same, but every block is an independent chain whose context token is
       drawn from the source's stationary distribution pi, so blocks are i.i.d. sequences. Truth
       of ``token_bpd`` as above; of ``sequence_bpd``: the stationary expected loss
-      sum_s pi(s) sum_v T[s, v] (-log2 p_h(v | s)), exactly.
+      sum_s pi(s) sum_v T[s, v] (-log2 p_h(v | s)), exactly; of ``sequence_top{k}``: the stationary
+      probability that the next symbol is not among the model's k most likely.
 - ``check_bound_monotone``: more bits never lower a result; more data never raises it.
 - ``check_bound_results``: value = empirical + complexity_term + confidence_term, known targets.
 
@@ -48,7 +49,7 @@ ALPHAS = (0.05, 0.5)
 TOPK = (1, 10)
 SCENARIOS = ("documents", "tokens", "tokens_sampled", "sequences")
 #: the targets the contract can check (a scenario may not provide every one: those results are skipped there)
-KNOWN_TARGETS = re.compile(r"^(document_bpd|document_top\d+|token_bpd|sequence_bpd)$")
+KNOWN_TARGETS = re.compile(r"^(document_bpd|document_top\d+|token_bpd|sequence_bpd|sequence_top\d+)$")
 
 
 @dataclass(frozen=True)
@@ -147,6 +148,11 @@ def simulate_tokens(trials: int, seed: int = 0, blocks: int = 64, block_size: in
         for k in range(1, n + 1):
             x[:, k] = step(x[:, k - 1])
         prev, cur = x[:, :-1], x[:, 1:]  # (trials, n)
+    # top-k errors of the model: rank of each next symbol among the model's predictions after each state
+    rank = (Q[:, None, :] > Q[:, :, None]).sum(axis=-1)  # (V, V): rank[s, v] = symbols more likely than v
+    wrong = {k: (rank >= k).astype(np.float64) for k in TOPK}  # (V, V) indicator per k
+    topk_blocks = {k: w[prev, cur].reshape(trials, blocks, block_size).mean(-1) for k, w in wrong.items()}
+    topk_truth = {k: float(pi @ (T * w).sum(axis=1)) for k, w in wrong.items()}
     per_alpha = []
     for alpha in ALPHAS:
         ph = (1.0 - alpha) * Q + alpha / V  # (V, V) smoothed model rows
@@ -166,10 +172,12 @@ def simulate_tokens(trials: int, seed: int = 0, blocks: int = 64, block_size: in
             idx = rng.integers(0, blocks, sampled_blocks)
         tokens = TokenEvidence(n=n, block_size=block_size, block_indices=idx, sampled=sampled_blocks is not None,
                                loss=np.stack([L[t, idx] for L, _, _, _ in per_alpha]),
-                               xi2=np.stack([S[t, idx] for _, S, _, _ in per_alpha]))
+                               xi2=np.stack([S[t, idx] for _, S, _, _ in per_alpha]),
+                               topk_error={k: E[t, idx] for k, E in topk_blocks.items()})
         truth = {("token_bpd", a): float(M[t]) for a, (_, _, M, _) in zip(ALPHAS, per_alpha)}
         if independent_blocks:
             truth.update({("sequence_bpd", a): E for a, (_, _, _, E) in zip(ALPHAS, per_alpha)})
+            truth.update({(f"sequence_top{k}", None): v for k, v in topk_truth.items()})
         out.append(Trial(Evidence(vocab_size=V, alphas=ALPHAS, tokens=tokens), truth))
     return out
 
@@ -250,11 +258,12 @@ def _scaled(evidence: Evidence, factor: int) -> Evidence:
         t = evidence.tokens
         if t.sampled:  # the same sampled blocks, from a longer sequence
             tokens = TokenEvidence(n=t.n * factor, block_size=t.block_size, block_indices=t.block_indices,
-                                   sampled=True, loss=t.loss, xi2=t.xi2)
+                                   sampled=True, loss=t.loss, xi2=t.xi2, topk_error=t.topk_error)
         else:  # every block of a sequence made of the original repeated
             tokens = TokenEvidence(n=t.n * factor, block_size=t.block_size,
                                    block_indices=np.arange(t.blocks * factor), sampled=False,
-                                   loss=np.tile(t.loss, factor), xi2=np.tile(t.xi2, factor))
+                                   loss=np.tile(t.loss, factor), xi2=np.tile(t.xi2, factor),
+                                   topk_error={k: np.tile(e, factor) for k, e in t.topk_error.items()})
     return Evidence(vocab_size=evidence.vocab_size, alphas=evidence.alphas, documents=docs, tokens=tokens)
 
 
