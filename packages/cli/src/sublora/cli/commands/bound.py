@@ -17,7 +17,7 @@ def bound(
     force: Annotated[bool, typer.Option(help="Recompute an existing certificate.")] = False,
     fmt: FormatOpt = "table",
 ) -> None:
-    """Quantize + arithmetic-code w, score the smoothed model, write certificate.json.
+    """Quantize (+ QAT, levels search) and code w, score the smoothed model, write certificate.json.
 
     bound.* settings can be overridden, e.g. --bound.levels=7 --bound.token_blocks=500.
     """
