@@ -46,6 +46,18 @@ def per_alpha(values: np.ndarray, alphas: tuple[float, ...], units: int, what: s
     return values
 
 
+def topk_errors(topk_error: dict[int, np.ndarray], units: int, what: str) -> list[tuple[int, np.ndarray]]:
+    """(k, errors) for every k in increasing order, each validated: shape (units,), values in [0, 1]."""
+    out = []
+    for k in sorted(topk_error):
+        errors = np.asarray(topk_error[k], dtype=np.float64)
+        if errors.shape != (units,):
+            raise BoundError(f"{what}.topk_error[{k}] must have shape ({units},); got {errors.shape}.")
+        check_range(errors, 0.0, 1.0, what=f"{what} top-{k} errors")
+        out.append((int(k), errors))
+    return out
+
+
 def hoeffding_term(Delta: float, m: int, delta: float) -> float:
     """Delta * sqrt(ln(1/delta) / (2m)): upper deviation of a mean of m iid draws with range Delta."""
     check_delta(delta)

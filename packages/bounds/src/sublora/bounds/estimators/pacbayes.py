@@ -39,6 +39,7 @@ from sublora.bounds.estimators._common import (
     hoeffding_term,
     make_result,
     per_alpha,
+    topk_errors,
 )
 from sublora.bounds.smoothing import delta_range, loss_range, random_guess_bpd, random_guess_topk
 from sublora.core.bound import BoundEstimator, BoundResult, Complexity, Evidence
@@ -160,11 +161,7 @@ class PacBayesBound(BoundEstimator):
         results = [make_result(self.name, f"document_bpd_{variant}", value, empirical, value0, random_guess_bpd(V),
                                "bits/token", inputs, target="document_bpd")]
 
-        for k in sorted(docs.topk_error):
-            errors = np.asarray(docs.topk_error[k], dtype=np.float64)
-            if errors.shape != (n,):
-                raise BoundError(f"documents.topk_error[{k}] must have shape ({n},); got {errors.shape}.")
-            check_range(errors, 0.0, 1.0, what=f"top-{k} errors")
+        for k, errors in topk_errors(docs.topk_error, n, "documents"):
             empirical = float(errors.mean())
             value, beta, upper = unit_bound(empirical, complexity.nats)
             results.append(make_result(

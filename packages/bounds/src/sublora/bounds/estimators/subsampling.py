@@ -25,8 +25,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-
 from sublora.bounds.estimators._common import (
     check_count,
     check_delta,
@@ -34,11 +32,11 @@ from sublora.bounds.estimators._common import (
     complexity_inputs,
     make_result,
     per_alpha,
+    topk_errors,
 )
 from sublora.bounds.estimators._tokens import token_arrays
 from sublora.bounds.smoothing import delta_range, loss_range, random_guess_bpd, random_guess_topk
 from sublora.core.bound import BoundEstimator, BoundResult, Complexity, Evidence
-from sublora.core.errors import BoundError
 
 
 def subsampling_bracket(N: int, n: int, div_nats: float, delta: float) -> float:
@@ -87,11 +85,7 @@ class SubsamplingBound(BoundEstimator):
                   "Delta": Delta, "vocab_size": V, **complexity_inputs(complexity)}
         results = [make_result(self.name, "sequence_bpd", value, empirical, bound(empirical, Delta, 0.0),
                                random_guess_bpd(V), "bits/token", inputs, target="sequence_bpd")]
-        for k in sorted(tokens.topk_error):
-            errors = np.asarray(tokens.topk_error[k], dtype=np.float64)
-            if errors.shape != (n,):
-                raise BoundError(f"tokens.topk_error[{k}] must have shape ({n},); got {errors.shape}.")
-            check_range(errors, 0.0, 1.0, what=f"sequence top-{k} errors")
+        for k, errors in topk_errors(tokens.topk_error, n, "tokens"):
             empirical = float(errors.mean())
             results.append(make_result(
                 self.name, f"sequence_top{k}", bound(empirical, 1.0, complexity.nats), empirical,
@@ -125,11 +119,7 @@ class SubsamplingBound(BoundEstimator):
             random_guess_bpd(V), "bits/token", inputs, target="document_bpd",
         )]
 
-        for k in sorted(docs.topk_error):
-            errors = np.asarray(docs.topk_error[k], dtype=np.float64)
-            if errors.shape != (n,):
-                raise BoundError(f"documents.topk_error[{k}] must have shape ({n},); got {errors.shape}.")
-            check_range(errors, 0.0, 1.0, what=f"top-{k} errors")
+        for k, errors in topk_errors(docs.topk_error, n, "documents"):
             empirical = float(errors.mean())
             results.append(make_result(
                 self.name, f"document_top{k}", subsampling_bound(empirical, N, n, div, 1.0, delta), empirical,
