@@ -61,22 +61,18 @@ class Sweep:
         previous = read_json(self.state_file) if self.state_file.is_file() else {}
         if self.threads is None:
             self.threads = previous.get("threads") or max(1, (os.cpu_count() or 1) // max(1, self.jobs))
+        # every point's config, built now so a typo fails before any point runs; the grid may set its own threads
+        self.configs = {p.name: self.grid.config(p, defaults={"train.threads": self.threads})
+                        for p in self.grid.points()}
         for point in self.grid.points():
             self.points[point.name] = PointState(point)
-        self.validate()
 
     @property
     def state_file(self) -> Path:
         return self.out / "sweep.json"
 
-    def validate(self) -> None:
-        """Build every point's config now, so a typo fails before any point runs."""
-        for ps in self.points.values():
-            self.config_of(ps.point)
-
     def config_of(self, point: Point):
-        extra = {} if "threads" in json.dumps(self.grid.base) else {"train.threads": self.threads}
-        return self.grid.config(point, extra)
+        return self.configs[point.name]
 
     def plan(self) -> list[PointState]:
         """Mark finished points skipped; return the ones still to run, in grid order."""
@@ -193,8 +189,9 @@ def progress_of(run_dir: Path) -> dict[str, Any]:
     if metrics.is_file():
         with open(metrics, "rb") as fh:
             fh.seek(0, os.SEEK_END)
-            fh.seek(max(0, fh.tell() - 4096))
-            tail = fh.read().decode(errors="replace").splitlines()[1:] or []
+            start = max(0, fh.tell() - 4096)
+            fh.seek(start)
+            tail = fh.read().decode(errors="replace").splitlines()[1 if start else 0:]  # skip a cut first line
         for line in reversed(tail):
             try:
                 event = json.loads(line)

@@ -118,16 +118,19 @@ class Grid(BaseModel):
     def replicates(self) -> list[str]:
         return [a.name for a in self.axes if a.replicate]
 
-    def config(self, point: "Point", extra: dict[str, Any] | None = None) -> RunConfig:
-        """The point's validated config: preset <- base <- axes <- extra; errors name the point."""
+    def config(self, point: "Point", defaults: dict[str, Any] | None = None) -> RunConfig:
+        """The point's validated config: preset <- dotted ``defaults`` <- base <- axes; errors name the point.
+
+        ``defaults`` are what the runner chooses (e.g. train.threads) unless the grid sets them itself.
+        """
         from sublora.core.overrides import apply_overrides, _deep_merge
         from sublora.core.presets import preset as load_preset
 
-        data = load_preset(self.preset) if self.preset else {}
+        data = apply_overrides(load_preset(self.preset) if self.preset else {}, defaults or {})
         nested = {k: v for k, v in self.base.items() if "." not in k}
         dotted = {k: v for k, v in self.base.items() if "." in k}
         data = apply_overrides(_deep_merge(data, nested), dotted)
-        data = apply_overrides(data, {**point.overrides, **(extra or {})})
+        data = apply_overrides(data, point.overrides)
         try:
             return RunConfig.from_dict(data)
         except ConfigError as exc:
