@@ -9,7 +9,8 @@ import shutil
 import pytest
 
 from sublora.bounds import certify as certify_module
-from sublora.bounds.certify import certify, verify
+from sublora.bounds.certify import certify
+from sublora.bounds.verify import verify
 from sublora.core.errors import BoundError, ConfigError, VerificationError
 from sublora.core.train import train
 

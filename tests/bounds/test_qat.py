@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from sublora.bounds import certify as certify_module
-from sublora.bounds.certify import certify, verify
+from sublora.bounds.certify import certify
+from sublora.bounds.verify import verify
 from sublora.bounds.qat import fine_tune, requantize, straight_through
 from sublora.core.errors import ConfigError
 from sublora.core.quantizer import nearest

@@ -20,7 +20,8 @@ def run(
     preset: Preset = "default",
 ) -> None:
     """Prepare data, train, compress, bound and verify; print the results table."""
-    from sublora.bounds.certify import certify, verify
+    from sublora.bounds.certify import certify
+    from sublora.bounds.verify import verify
     from sublora.cli.commands.train import run_training
     from sublora.cli.options import resolve
     from sublora.cli.progress import task_bar

@@ -30,7 +30,7 @@ def sample(
     if checkpoint not in ("best", "last", "certified"):
         raise ConfigError(f"Unknown checkpoint {checkpoint!r}.", hint="Use best, last or certified.")
     if checkpoint == "certified":
-        from sublora.bounds.certify import load_certified
+        from sublora.bounds.verify import load_certified
 
         model, config, data = load_certified(run_dir)
     else:

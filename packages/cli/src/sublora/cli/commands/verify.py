@@ -8,7 +8,7 @@ from sublora.cli.options import RunDirArg
 
 def verify(run_dir: RunDirArg) -> None:
     """Decode model.slc, check hashes and sizes, recompute every bound, re-score a sample."""
-    from sublora.bounds.certify import verify as verify_fn
+    from sublora.bounds.verify import verify as verify_fn
 
     for check in verify_fn(run_dir):
         out.print(f"[green]ok[/] {check}", highlight=False)
