@@ -58,19 +58,21 @@ def test_invalid_settings_name_the_field(bounded, override, field):
     assert digests(run) == before
 
 
-def test_a_failure_midway_leaves_the_old_certificate_intact(bounded, monkeypatch):
-    run = bounded[0]
+def test_a_failure_midway_leaves_the_old_certificate_intact(bounded, monkeypatch, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(bounded[0], run)
     before = digests(run)
 
     def broken(*args, **kwargs):
         raise RuntimeError("interrupted while scoring")
 
     monkeypatch.setattr(certify_module, "_collect_evidence", broken)
-    with pytest.raises(RuntimeError, match="interrupted"):
-        certify(run, force=True, overrides={"bound.levels": 5})  # a different model.slc would be written
+    with pytest.raises(RuntimeError, match="interrupted"):  # a different model.slc would be written
+        certify(run, force=True, overrides={"bound.levels": 5}, charge=True)
     assert digests(run) == before
     assert not [p.name for p in run.iterdir() if ".tmp" in p.name]  # no temporary file left behind
-    verify(run)
+    # the attempt reached the evaluation sample, so it counts: the old certificate no longer pays for every attempt
+    assert len((run / "bound_attempts.jsonl").read_text().splitlines()) == 2
 
 
 def test_existing_certificate_is_not_overwritten_without_force(bounded):

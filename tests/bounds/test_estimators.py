@@ -8,7 +8,7 @@ import pytest
 
 from sublora.bounds.estimators.azuma import azuma_bound
 from sublora.bounds.estimators.freedman import freedman_bound, lambda_grid
-from sublora.bounds.estimators.subsampling import subsampling_bound
+from sublora.bounds.estimators.subsampling import SEQUENCE_ASSUMPTION, subsampling_bound
 from sublora.bounds.smoothing import delta_range, freedman_range, loss_range
 from sublora.core.bound import Complexity, DocumentEvidence, Evidence, TokenEvidence
 from sublora.core.errors import BoundError
@@ -43,6 +43,8 @@ def make_evidence(sampled=False, blocks=40, total_blocks=40, docs=50, seed=0):
 
 
 def build(name, **options):
+    if name == "subsampling+sequences":
+        name, options = "subsampling", {"sequences": True, **options}
     return registry("bound").config(name, options).build()
 
 
@@ -50,14 +52,15 @@ def complexity(bits=5000):
     return Complexity(code_bits=bits, extra_bits=7 + math.log2(len(ALPHAS)), extra_breakdown={"hyper": 7.0})
 
 
-@pytest.mark.parametrize("name", ESTIMATORS)
+@pytest.mark.parametrize("name", [*ESTIMATORS, "subsampling+sequences"])
 @pytest.mark.parametrize("sampled", [False, True])
 def test_result_contract(name, sampled):
     evidence = make_evidence(sampled=sampled, blocks=30 if sampled else 40)
     results = build(name).compute(evidence, complexity(), 0.05)
     assert results
     for r in results:
-        assert r.estimator == name
+        assert r.estimator == name.split("+")[0]
+        assert r.assumptions == ([SEQUENCE_ASSUMPTION] if r.name.startswith("sequence") else [])
         assert r.value == pytest.approx(r.empirical + r.complexity_term + r.confidence_term)
         assert r.complexity_term > 0 and r.confidence_term > 0
         assert r.vacuous == (r.value >= r.random_guess)
@@ -65,10 +68,11 @@ def test_result_contract(name, sampled):
             assert key in r.inputs, key
         json.dumps(r.model_dump())  # plain JSON
     names = [r.name for r in results]
-    expected = {"subsampling": ["document_bpd", "document_top1", "document_top10", "sequence_bpd"],
+    expected = {"subsampling": ["document_bpd", "document_top1", "document_top10"],
+                "subsampling+sequences": ["document_bpd", "document_top1", "document_top10", "sequence_bpd"],
                 "azuma": ["token_azuma_bpd"], "freedman": ["token_freedman_bpd"]}[name]
     assert names == expected
-    if name != "subsampling":
+    if not name.startswith("subsampling"):
         assert results[0].inputs["sampled"] is sampled and results[0].inputs["m"] == evidence.tokens.blocks
     if name == "freedman":
         assert {"sigma_hat", "lambda", "grid_size"} <= set(results[0].inputs)
@@ -81,9 +85,11 @@ def test_reports_best_alpha_and_recomputes_by_hand(name):
     r = build(name).compute(evidence, c, 0.05)[0]
     a = r.inputs["alpha_index"]
     assert r.inputs["alpha"] == ALPHAS[a]
-    if name == "subsampling":
-        per_alpha = [subsampling_bound(evidence.documents.bpd[i].mean(), 10_000, 50, c.nats, delta_range(al, V), 0.05)
-                     for i, al in enumerate(ALPHAS)]
+    if name == "subsampling":  # the reference's bracket, its sample term at (1 - r) delta / |A|
+        r_ = 50 / (50 + 10_000)
+        bracket = (math.sqrt((c.nats - math.log(r_ * 0.05)) / (2 * 10_000))
+                   + math.sqrt(-math.log((1 - r_) * 0.05 / len(ALPHAS)) / (2 * 50)))
+        per_alpha = [evidence.documents.bpd[i].mean() + delta_range(al, V) * bracket for i, al in enumerate(ALPHAS)]
     elif name == "azuma":
         per_alpha = [azuma_bound(evidence.tokens.loss[i].mean(), evidence.tokens.n, c.nats, delta_range(al, V), 0.05)
                      for i, al in enumerate(ALPHAS)]
@@ -162,3 +168,60 @@ def test_freedman_beats_azuma_when_spread_is_small_and_grid_options():
     assert r.inputs["grid_size"] == 50 and r.inputs["lambda"] <= 0.5
     with pytest.raises(Exception, match="lambda_min"):
         build("freedman", lambda_min=0.9, lambda_max=0.5)
+
+
+def _ucb(values, R, d, kind):
+    m = values.size
+    if kind == "hoeffding":
+        return values.mean() + R * math.sqrt(math.log(1 / d) / (2 * m))
+    return values.mean() + math.sqrt(2 * values.var(ddof=1) * math.log(2 / d) / m) + 7 * R * math.log(2 / d) / (3 * (m - 1))
+
+
+@pytest.mark.parametrize("kind", ["hoeffding", "bernstein"])
+def test_sampled_token_bounds_pay_the_alpha_choice_in_every_sample_term(kind):
+    """Every alpha's sample event at f delta / |A| (Azuma), f delta / (2 |A|) for each of Freedman's two limits."""
+    evidence = make_evidence(sampled=True, blocks=30)
+    c, t, A = complexity(), evidence.tokens, len(ALPHAS)
+    azuma = [azuma_bound(_ucb(t.loss[i], delta_range(al, V), 0.025 / A, kind), t.n, c.nats, delta_range(al, V), 0.025)
+             for i, al in enumerate(ALPHAS)]
+    assert build("azuma", subsample_bound=kind).compute(evidence, c, 0.05)[0].value == pytest.approx(min(azuma), rel=1e-12)
+    freedman = [freedman_bound(_ucb(t.loss[i], delta_range(al, V), 0.025 / (2 * A), kind),
+                               min(1.0, _ucb(t.xi2[i], 1.0, 0.025 / (2 * A), kind)), t.n, c.nats, freedman_range(al, V),
+                               0.025, lambda_grid()) for i, al in enumerate(ALPHAS)]
+    r = build("freedman", subsample_bound=kind).compute(evidence, c, 0.05)[0]
+    assert r.value == pytest.approx(min(freedman), rel=1e-12)
+    assert r.inputs["subsample_bound"] == kind
+
+
+def test_bernstein_is_tighter_when_block_means_spread_little():
+    evidence = make_evidence(sampled=True, blocks=2000, total_blocks=10**6)
+    for a in range(len(ALPHAS)):  # block means spread ~ 1 % of the range
+        lo, hi = loss_range(ALPHAS[a], V)
+        evidence.tokens.loss[a] = lo + (hi - lo) * (0.3 + 0.01 * np.random.default_rng(a).standard_normal(2000))
+    hoeffding = build("azuma", subsample_bound="hoeffding").compute(evidence, complexity(), 0.05)[0]
+    bernstein = build("azuma").compute(evidence, complexity(), 0.05)[0]
+    assert bernstein.value < hoeffding.value - 0.1
+
+
+def test_sequence_bounds_only_when_asked_and_carry_their_assumption():
+    evidence = make_evidence()
+    assert not [r for r in build("subsampling").compute(evidence, complexity(), 0.05) if r.name.startswith("sequence")]
+    seq = [r for r in build("subsampling", sequences=True).compute(evidence, complexity(), 0.05)
+           if r.name.startswith("sequence")]
+    assert seq and all(r.assumptions == [SEQUENCE_ASSUMPTION] for r in seq)
+
+
+@pytest.mark.parametrize("name", ["azuma", "freedman", "subsampling+sequences", "subsampling", "pacbayes"])
+def test_a_token_outside_the_range_is_refused_even_when_the_means_are_inside(name):
+    """Block and document means can hide a per-token loss above log2(V / alpha): the scorer's extremes are checked."""
+    evidence = make_evidence()
+    A = len(ALPHAS)
+    extremes = np.array([loss_range(al, V) for al in ALPHAS])
+    evidence.tokens.loss_extremes = extremes.copy()
+    evidence.documents.loss_extremes = extremes.copy()
+    build(name).compute(evidence, complexity(), 0.05)  # at the edges: fine
+    bad = extremes.copy()
+    bad[A - 1, 1] += 1.0
+    evidence.tokens.loss_extremes = evidence.documents.loss_extremes = bad
+    with pytest.raises(BoundError, match="per-token"):
+        build(name).compute(evidence, complexity(), 0.05)

@@ -80,10 +80,11 @@ def test_applied_to_documents_with_the_subsampling_correction(variant):
                                          f"document_top10_{variant}"]
     assert [r.target for r in results] == ["document_bpd", "document_top1", "document_top10"]
     N, n = 5000, 300
-    sampling = math.sqrt(math.log(1 / (delta / 2)) / (2 * n))  # Hoeffding on [0, 1], delta_s = delta / 2
+    def sampling(share):  # Hoeffding on [0, 1], delta_s = delta / 2, divided by |A| when alpha is chosen
+        return math.sqrt(math.log(1 / (delta / 2 / share)) / (2 * n))
 
-    def unit(empirical01):
-        risk = min(1.0, empirical01 + sampling)
+    def unit(empirical01, share=1):
+        risk = min(1.0, empirical01 + sampling(share))
         if variant == "kl":
             return kl_bound(risk, N, c.nats, delta / 2)
         if variant == "mcallester":
@@ -93,7 +94,7 @@ def test_applied_to_documents_with_the_subsampling_correction(variant):
     per_alpha = []
     for a, alpha in enumerate(ALPHAS):
         lo, Delta = loss_range(alpha, V)[0], delta_range(alpha, V)
-        per_alpha.append(lo + Delta * unit((ev.documents.bpd[a].mean() - lo) / Delta))
+        per_alpha.append(lo + Delta * unit((ev.documents.bpd[a].mean() - lo) / Delta, share=len(ALPHAS)))
     assert results[0].value == pytest.approx(min(per_alpha), rel=1e-9)
     assert results[0].inputs["alpha"] == ALPHAS[int(np.argmin(per_alpha))]
     assert results[1].value == pytest.approx(unit(ev.documents.topk_error[1].mean()), rel=1e-9)

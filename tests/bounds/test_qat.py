@@ -114,13 +114,15 @@ def test_straight_through_gradient_reaches_values_and_codebook():
     assert (c.grad != 0).sum() > 1
 
 
-def test_levels_search_charges_log2_of_the_grid_and_keeps_the_smallest_estimate(run, monkeypatch):
+def test_levels_search_is_free_and_keeps_the_smallest_estimate(run, monkeypatch):
+    """The file stores the codebook size, so the prior covers the choice: no bits (docs/bounds.md section 3)."""
     grid = [3, 5, 11]
-    cert = certify(run, force=True, overrides={"bound.levels_grid": grid})
+    cert = certify(run, force=True, overrides={"bound.levels_grid": grid}, charge=True)
     search = cert["searches"]["levels"]
-    assert cert["extra_breakdown"]["levels_search"] == math.log2(len(grid))
-    assert cert["extra_bits"] == pytest.approx(7.0 + math.log2(len(cert["bound_settings"]["alphas"])) + math.log2(3))
-    assert search["bits"] == math.log2(3) and [c["levels"] for c in search["candidates"]] == grid
+    assert "levels_search" not in cert["extra_breakdown"]
+    assert cert["extra_bits"] == pytest.approx(7.0 + math.log2(len(cert["bound_settings"]["alphas"])))
+    assert search["bits"] == 0.0 and "stores the codebook size" in search["why_free"]
+    assert [c["levels"] for c in search["candidates"]] == grid
     best = min(search["candidates"], key=lambda c: c["estimate"])
     assert search["chosen"] == best["levels"] and cert["code_bits"] == best["code_bits"]
     assert cert["hypothesis"]["w"]["levels"] <= best["levels"]
@@ -130,20 +132,19 @@ def test_levels_search_charges_log2_of_the_grid_and_keeps_the_smallest_estimate(
     estimates = iter([5.0, 4.0, 4.0])  # for levels 3, 5, 11, scored in grid order
     monkeypatch.setattr(certify_module, "_estimate_bound",
                         lambda *args: {"estimate": next(estimates), "empirical": 0.0, "alpha": 0.1})
-    cert = certify(run, force=True, overrides={"bound.levels_grid": grid})
+    cert = certify(run, force=True, overrides={"bound.levels_grid": grid}, charge=True)
     assert cert["searches"]["levels"]["chosen"] == 5
-    assert cert["extra_breakdown"]["levels_search"] == math.log2(3)
 
 
 def test_a_single_level_or_an_empty_grid(run):
-    cert = certify(run, force=True, overrides={"bound.levels_grid": []})
+    cert = certify(run, force=True, overrides={"bound.levels_grid": []}, charge=True)
     assert "levels_search" not in cert["extra_breakdown"] and cert["searches"]["levels"] is None
-    cert = certify(run, force=True, overrides={"bound.levels": 7, "bound.levels_grid": [7]})
-    assert cert["extra_breakdown"]["levels_search"] == 0.0 and cert["searches"]["levels"]["chosen"] == 7
+    cert = certify(run, force=True, overrides={"bound.levels": 7, "bound.levels_grid": [7]}, charge=True)
+    assert "levels_search" not in cert["extra_breakdown"] and cert["searches"]["levels"]["chosen"] == 7
 
 
 def test_asking_for_one_codebook_size_turns_the_search_off(run, make_tiny_config):
-    cert = certify(run, force=True, overrides={"bound.levels": 5})
+    cert = certify(run, force=True, overrides={"bound.levels": 5}, charge=True)
     assert cert["bound_settings"]["levels_grid"] == [] and cert["hypothesis"]["w"]["levels"] <= 5
     assert "levels_search" not in cert["extra_breakdown"]
     assert make_tiny_config(bound={"levels": 5}).bound.levels_grid == []  # a YAML file or a `train` override
@@ -153,24 +154,24 @@ def test_asking_for_one_codebook_size_turns_the_search_off(run, make_tiny_config
 
 
 def test_verify_passes_with_qat_and_with_a_levels_grid(run):
-    cert = certify(run, force=True, overrides={"bound.qat_steps": 5, "bound.qat_lr": 1e-3})
+    cert = certify(run, force=True, overrides={"bound.qat_steps": 5, "bound.qat_lr": 1e-3}, charge=True)
     assert cert["qat"]["steps"] == 5 and cert["qat"]["tensors"] == ["w"]
     assert "quantized_before_qat_train" in cert["losses_bits_per_token"]
     assert verify(run)
-    cert = certify(run, force=True, overrides={"bound.qat_steps": 3, "bound.levels_grid": [3, 11]})
+    cert = certify(run, force=True, overrides={"bound.qat_steps": 3, "bound.levels_grid": [3, 11]}, charge=True)
     assert cert["qat"] is not None and cert["searches"]["levels"]["chosen"] in (3, 11)
     assert verify(run)
 
 
 def test_verify_charges_what_the_certificate_was_made_with(run):
     """A certificate from before the levels search (no levels_grid key) still verifies; tampered settings do not."""
-    certify(run, force=True, overrides={"bound.levels_grid": []})
+    certify(run, force=True, overrides={"bound.levels_grid": []}, charge=True)
     path = run / "certificate.json"
     cert = json.loads(path.read_text())
     del cert["bound_settings"]["levels_grid"]
     path.write_text(json.dumps(cert))
     assert verify(run)
-    cert["bound_settings"]["levels_grid"] = [3, 11]  # would charge one more bit than was paid
+    cert["bound_settings"]["hyper_bits"] = 3.0  # would charge four bits fewer than were paid
     path.write_text(json.dumps(cert))
     with pytest.raises(Exception, match="extra bits"):
         verify(run)
@@ -179,7 +180,7 @@ def test_verify_charges_what_the_certificate_was_made_with(run):
 def test_qat_fine_tunes_projector_owned_gates_too(tmp_path, make_tiny_config):
     path = tmp_path / "gated"
     train(make_tiny_config(sublora={"projector": "structured:learned"}), path)
-    cert = certify(path, overrides={"bound.qat_steps": 3, "bound.qat_lr": 1e-3})
+    cert = certify(path, overrides={"bound.qat_steps": 3, "bound.qat_lr": 1e-3}, charge=True)
     assert len(cert["qat"]["tensors"]) > 1 and set(cert["qat"]["tensors"]) == set(cert["hypothesis"])
     assert verify(path)
 

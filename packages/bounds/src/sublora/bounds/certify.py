@@ -9,8 +9,10 @@ bits. Every input of every bound is written into the certificate.
 
 Quantization may be followed by quantization-aware fine-tuning (``bound.qat_steps``,
 see ``sublora.bounds.qat``) and the codebook size may be searched over
-``bound.levels_grid``; every search (alphas, levels) is paid for with log2 of its
-number of candidates and recorded in the certificate's ``searches``.
+``bound.levels_grid``; every choice made after seeing data is recorded in the certificate's
+``searches`` with what it costs (docs/bounds.md sections 3, 8 and 9): the alpha grid log2 |A|
+bits plus delta / |A| in each subsample term, the levels search nothing (the file stores the
+codebook size), re-certifications delta / k, the headline delta / K.
 """
 
 from __future__ import annotations
@@ -60,53 +62,42 @@ def _quantizer(config: RunConfig, levels: int | None = None):
 
 
 def complexity_for(config: RunConfig, code_bits: int) -> Complexity:
-    """Bits paid: the file, plus hyperparameter bits and a union bound over every searched choice.
+    """Bits paid: the file, plus hyperparameter bits and log2 |A| for the alpha grid.
 
-    Searches: the alpha grid (every estimator reports its best alpha) and, when ``levels_grid`` is
-    given, the codebook size picked from it. Both are read from the settings, so ``verify``
-    charges exactly what ``certify`` charged.
+    The alpha grid's union bound is paid here for the complexity-dependent terms and by delta / |A|
+    inside every subsample term (the estimators). The levels search costs nothing: the file stores
+    the chosen codebook size, so the prefix-free prior covers it (docs/bounds.md section 3). Read
+    from the settings, so ``verify`` charges exactly what ``certify`` charged.
     """
     b = config.bound
     breakdown = {"hyperparameters": b.hyper_bits, "alpha_grid": math.log2(len(b.alphas))}
-    if b.levels_grid:
-        breakdown["levels_search"] = math.log2(len(b.levels_grid))
     return Complexity(code_bits=code_bits, extra_bits=sum(breakdown.values()), extra_breakdown=breakdown)
+
+
+def estimators(config: RunConfig) -> list:
+    """The configured bound estimators, built with their options (keyed by family)."""
+    return [registry("bound").config(spec, config.bound.estimator_options.get(spec.split(":")[0])).build()
+            for spec in config.bound.estimators]
 
 
 def compute_bounds(config: RunConfig, evidence: Evidence, complexity: Complexity,
                    delta: float | None = None) -> list[dict[str, Any]]:
     """Every configured estimator's results, each valid with probability >= 1 - delta (default bound.delta)."""
-    results = []
-    for spec in config.bound.estimators:
-        family = spec.split(":")[0]
-        estimator = registry("bound").config(spec, config.bound.estimator_options.get(family)).build()
-        results += [r.model_dump(mode="json")
-                    for r in estimator.compute(evidence, complexity, config.bound.delta if delta is None else delta)]
-    return results
+    delta = config.bound.delta if delta is None else delta
+    return [r.model_dump(mode="json") for e in estimators(config) for r in e.compute(evidence, complexity, delta)]
 
 
 def headline_bound(config: RunConfig, evidence: Evidence, complexity: Complexity,
-                   bounds: list[dict[str, Any]]) -> dict[str, Any]:
-    """The smallest bits-per-token bound, made valid for being picked as the smallest.
+                   delta: float | None = None) -> dict[str, Any]:
+    """The smallest ``bound.headline_target`` bound, valid for being picked (``sublora.bounds.headline``)."""
+    from sublora.bounds.headline import headline
 
-    Each bound in ``bounds`` holds with probability >= 1 - delta on its own; the minimum of K of
-    them only with 1 - K delta. So every candidate is recomputed at delta / K (a union bound)
-    and the smallest of those is the headline, valid with probability >= 1 - delta.
-    """
-    names = [b["name"] for b in bounds if b["units"].startswith("bits")]
-    if not names:
-        return {}
-    delta = config.bound.delta
-    candidates = [b for b in compute_bounds(config, evidence, complexity, delta / len(names)) if b["name"] in names]
-    best = min(candidates, key=lambda b: b["value"])
-    return {"name": best["name"], "value": best["value"], "empirical": best["empirical"],
-            "random_guess": best["random_guess"], "vacuous": best["vacuous"], "candidates": len(names),
-            "delta": delta, "delta_each": delta / len(names),
-            "note": f"smallest of {len(names)} bits/token bounds, each recomputed at delta / {len(names)}"}
+    delta = config.bound.delta if delta is None else delta
+    return headline(estimators(config), evidence, complexity, delta, config.bound.headline_target)
 
 
 def _save_evidence(path: Path, evidence: Evidence) -> None:
-    arrays: dict[str, np.ndarray] = {"alphas": np.asarray(evidence.alphas)}
+    arrays: dict[str, np.ndarray] = {"alphas": np.asarray(evidence.alphas), "vocab_size": np.asarray(evidence.vocab_size)}
     if evidence.tokens is not None:
         t = evidence.tokens
         arrays.update(token_block_indices=t.block_indices, token_loss=t.loss, token_xi2=t.xi2,
@@ -114,46 +105,72 @@ def _save_evidence(path: Path, evidence: Evidence) -> None:
                       token_topk=np.asarray(sorted(t.topk_error), dtype=np.int64),
                       token_topk_error=np.stack([t.topk_error[k] for k in sorted(t.topk_error)])
                       if t.topk_error else np.zeros((0, t.blocks)))
+        if t.loss_extremes is not None:
+            arrays["token_loss_extremes"] = t.loss_extremes
     if evidence.documents is not None:
         d = evidence.documents
         arrays.update(doc_indices=d.indices, doc_bpd=d.bpd, doc_meta=np.asarray([d.N, d.tokens_scored]),
                       doc_topk=np.asarray(sorted(d.topk_error)),
                       doc_topk_error=np.stack([d.topk_error[k] for k in sorted(d.topk_error)]) if d.topk_error else np.zeros((0, d.n)))
+        if d.loss_extremes is not None:
+            arrays["doc_loss_extremes"] = d.loss_extremes
     with open(path, "wb") as f:  # a file object: np.savez would append ".npz" to a temporary name
         np.savez(f, **arrays)
 
 
-def load_evidence(path: Path, vocab_size: int) -> Evidence:
+def load_evidence(path: Path, vocab_size: int | None = None) -> Evidence:
+    """The evidence file; V is the one stored in it (``vocab_size`` only for files written before it was)."""
     with np.load(path) as z:
         alphas = tuple(float(a) for a in z["alphas"])
+        if "vocab_size" in z:
+            vocab_size = int(z["vocab_size"])
+        if vocab_size is None:
+            raise BoundError(f"{path} does not record V and none was given.")
         tokens = documents = None
         if "token_loss" in z:
             n, block, sampled = (int(v) for v in z["token_meta"])
             topk = ({int(k): z["token_topk_error"][i] for i, k in enumerate(z["token_topk"])}
                     if "token_topk" in z else {})
             tokens = TokenEvidence(n=n, block_size=block, block_indices=z["token_block_indices"], sampled=bool(sampled),
-                                   loss=z["token_loss"], xi2=z["token_xi2"], topk_error=topk)
+                                   loss=z["token_loss"], xi2=z["token_xi2"], topk_error=topk,
+                                   loss_extremes=z["token_loss_extremes"] if "token_loss_extremes" in z else None)
         if "doc_bpd" in z:
             N, scored = (int(v) for v in z["doc_meta"])
             topk = {int(k): z["doc_topk_error"][i] for i, k in enumerate(z["doc_topk"])}
-            documents = DocumentEvidence(N=N, indices=z["doc_indices"], bpd=z["doc_bpd"], topk_error=topk, tokens_scored=scored)
+            documents = DocumentEvidence(N=N, indices=z["doc_indices"], bpd=z["doc_bpd"], topk_error=topk,
+                                         tokens_scored=scored,
+                                         loss_extremes=z["doc_loss_extremes"] if "doc_loss_extremes" in z else None)
     return Evidence(vocab_size=vocab_size, alphas=alphas, documents=documents, tokens=tokens)
 
 
-def _collect_evidence(model, data, config: RunConfig, progress: ProgressFactory) -> Evidence:
+def vocab_record(model, data, config: RunConfig) -> dict[str, Any]:
+    """The one V every score and bound uses, with where it comes from (docs/bounds.md section 2)."""
+    from sublora.bounds.evaluate import model_outputs, predictor_vocab
+
+    V = predictor_vocab(model, data.vocab_size, config.bound.vocab)
+    outputs = model_outputs(model)
+    note = ("the model's outputs and the tokenizer's ids coincide" if outputs == data.vocab_size else
+            f"the model has {outputs - data.vocab_size} outputs the tokenizer never emits: "
+            + ("they keep their mass (valid, looser; bound.vocab=tokenizer renormalises over the tokenizer's ids)"
+               if config.bound.vocab == "model" else "the distribution is renormalised over the tokenizer's ids"))
+    return {"V": V, "rule": config.bound.vocab, "model_outputs": outputs, "tokenizer": int(data.vocab_size),
+            "note": note}
+
+
+def _collect_evidence(model, data, config: RunConfig, vocab: int, progress: ProgressFactory) -> Evidence:
     from sublora.bounds.evaluate import score_documents, score_token_blocks
 
     b = config.bound
     alphas = tuple(b.alphas)
     with progress("score token blocks") as bar:
         tokens = score_token_blocks(model, data.train, config.model.block_size, alphas, b.token_blocks,
-                                    seed=b.seed, batch_size=b.batch_size, progress=bar, topk=b.topk)
+                                    seed=b.seed, batch_size=b.batch_size, progress=bar, topk=b.topk, vocab=vocab)
     with progress("score documents") as bar:
         starts, ends = data.doc_bounds("train")
         documents = score_documents(model, data.train, starts, ends, data.eot_id, config.model.block_size,
                                     b.doc_stride or config.model.block_size, alphas, b.topk,
-                                    b.doc_samples, seed=b.seed + 1, batch_size=b.batch_size, progress=bar)
-    return Evidence(vocab_size=data.vocab_size, alphas=alphas, documents=documents, tokens=tokens)
+                                    b.doc_samples, seed=b.seed + 1, batch_size=b.batch_size, progress=bar, vocab=vocab)
+    return Evidence(vocab_size=vocab, alphas=alphas, documents=documents, tokens=tokens)
 
 
 @dataclass
@@ -196,21 +213,23 @@ def _estimate_bound(model, data, config: RunConfig, quantized: dict[str, Quantiz
     training tokens, its mean over bound.search_blocks blocks drawn with seed bound.seed + 2.
 
     A plug-in estimate (no subsampling term): it ranks the candidates as the certified bound would,
-    which is all a rule needs; the choice is paid for by complexity_for, not by this estimate.
+    which is all a rule needs. The choice costs no bits (the file stores the codebook size) and this
+    sample is drawn independently of the evaluated one (docs/bounds.md section 3).
     """
     from sublora.bounds.estimators.azuma import azuma_bound
     from sublora.bounds.evaluate import score_token_blocks
     from sublora.bounds.smoothing import delta_range
 
     b = config.bound
+    V = vocab_record(model, data, config)["V"]
     _load_quantized(model, quantized)
     tokens = score_token_blocks(model, data.train, config.model.block_size, tuple(b.alphas), b.search_blocks,
-                                seed=b.seed + 2, batch_size=b.batch_size, progress=progress)
+                                seed=b.seed + 2, batch_size=b.batch_size, progress=progress, vocab=V)
     nats = complexity_for(config, code_bits).nats
     estimates = []
     for a, alpha in enumerate(b.alphas):
         mean = float(tokens.loss[a].mean())
-        estimates.append((azuma_bound(mean, tokens.n, nats, delta_range(alpha, data.vocab_size), b.delta), mean, alpha))
+        estimates.append((azuma_bound(mean, tokens.n, nats, delta_range(alpha, V), b.delta), mean, alpha))
     estimate, empirical, alpha = min(estimates)
     return {"estimate": estimate, "empirical": empirical, "alpha": alpha}
 
@@ -239,7 +258,10 @@ def compress(model, data, config: RunConfig, coder, progress: ProgressFactory = 
     best = min(range(len(rows)), key=lambda i: (rows[i]["estimate"], i))  # ties: the earlier candidate
     chosen = tried[best]
     chosen.levels_search = {
-        "bits": math.log2(len(b.levels_grid)), "grid": list(b.levels_grid), "chosen": chosen.levels,
+        "bits": 0.0, "grid": list(b.levels_grid), "chosen": chosen.levels,
+        "why_free": ("model.slc stores the codebook size, so the prefix-free prior 2^-(L + 2 log2 L) over all files "
+                     "already covers the choice; the search sample (seed bound.seed + 2) is drawn independently of "
+                     "the evaluated sample (seed bound.seed)"),
         "rule": (f"smallest token Azuma bound (bits/token, best alpha) of the quantized model, with the mean "
                  f"smoothed loss of {b.search_blocks} training blocks drawn with seed {b.seed + 2} in place of the "
                  "mean over all training tokens (no subsampling term); complexity = the candidate's code bits + "
@@ -272,8 +294,13 @@ def check_evaluation_sizes(config: RunConfig, data) -> None:
 
 
 def certify(run_dir: str | Path, progress: ProgressFactory | None = None, force: bool = False,
-            overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Compress the run's best checkpoint, score it and write certificate.json; returns the certificate."""
+            overrides: dict[str, Any] | None = None, charge: bool = False) -> dict[str, Any]:
+    """Compress the run's best checkpoint, score it and write certificate.json; returns the certificate.
+
+    A re-certification with settings not tried before on this run is refused unless ``charge``:
+    then every bound is computed at delta / k, k the distinct attempts (``sublora.bounds.attempts``).
+    """
+    from sublora.bounds.attempts import planned_attempts, record_attempt
 
     from sublora.core.checkpoint import read_checkpoint
     from sublora.core.overrides import apply_overrides
@@ -298,6 +325,8 @@ def certify(run_dir: str | Path, progress: ProgressFactory | None = None, force:
             bound_only["bound.levels_grid"] = []  # asking for one codebook size means: no search
         config = RunConfig.from_dict(apply_overrides(config.to_dict(), bound_only))
     check_evaluation_sizes(config, data)  # before anything is computed or written
+    planned_attempts(rd.root, config.bound, charge)  # a re-draw of the evaluation sample must be paid for
+    vocab = vocab_record(model, data, config)
     _, ckpt_meta = read_checkpoint(rd.best)
     unquantized = estimate_loss(model, data, config)
 
@@ -318,12 +347,14 @@ def certify(run_dir: str | Path, progress: ProgressFactory | None = None, force:
         _load_quantized(model, quantized)
         quantized_loss = estimate_loss(model, data, config)
 
-        # 2. score the quantized model and compute every bound
-        evidence = _collect_evidence(model, data, config, progress)
+        # 2. score the quantized model and compute every bound, at delta / k for k attempts on this run
+        attempts = record_attempt(rd.root, config.bound)
+        delta = attempts["delta_per_attempt"]
+        evidence = _collect_evidence(model, data, config, vocab["V"], progress)
         _save_evidence(tmp_evidence, evidence)
         complexity = complexity_for(config, code_bits)
-        bounds = compute_bounds(config, evidence, complexity)
-        headline = headline_bound(config, evidence, complexity, bounds)
+        bounds = compute_bounds(config, evidence, complexity, delta)
+        headline = headline_bound(config, evidence, complexity, delta)
         tmp_model.replace(rd.compressed)
         tmp_evidence.replace(rd.root / "evidence.npz")
     finally:
@@ -350,7 +381,8 @@ def certify(run_dir: str | Path, progress: ProgressFactory | None = None, force:
         "projector_report": model.projector.report(),  # of the certified (quantized) model, e.g. learned gates
         "d": int(w.symbols.size),
         "D": model.D,
-        "vocab_size": data.vocab_size,
+        "vocab_size": vocab["V"],
+        "vocab": vocab,
         "evidence_file": "evidence.npz",
         "evidence_sha256": file_sha256(rd.root / "evidence.npz"),
         "evaluation": {
@@ -368,10 +400,14 @@ def certify(run_dir: str | Path, progress: ProgressFactory | None = None, force:
                 "quantized_before_qat_val": plain_loss["val_bpt"]} if plain_loss else {}),
         },
         "qat": compression.qat,
-        "searches": {  # every choice made after seeing the data, what was tried and the bits it costs
+        "searches": {  # every choice made after seeing the data, what was tried and what it costs
+            "hyperparameters": {"bits": config.bound.hyper_bits, "covers": config.bound.hyper_bits_cover,
+                                "rule": "asserted by the user (bound.hyper_bits, bound.hyper_bits_cover)"},
             "alpha_grid": {"bits": complexity.extra_breakdown["alpha_grid"], "candidates": list(config.bound.alphas),
-                           "rule": "each estimator reports its smallest bound over the grid"},
+                           "rule": "each estimator reports its smallest bound over the grid: log2 |A| bits in the "
+                                   "complexity and delta / |A| in every subsample term"},
             "levels": compression.levels_search,
+            "attempts": attempts,
         },
         "bounds": bounds,
         "headline": headline,
@@ -381,7 +417,7 @@ def certify(run_dir: str | Path, progress: ProgressFactory | None = None, force:
     manifest = read_json(rd.manifest)
     manifest["status"] = "bounded"
     manifest["certificate"] = {"file": rd.certificate.name,
-                               "best": {k: headline[k] for k in ("name", "value")} if headline else {}}
+                               "best": {k: headline[k] for k in ("name", "value")} if headline.get("name") else {}}
     write_json(rd.manifest, manifest)
     return certificate
 

@@ -6,7 +6,7 @@ its implementation, imported only when the component is built.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -21,6 +21,18 @@ def _subsample_fraction() -> float:
         lt=1.0,
         description="Share of delta spent on the Hoeffding term(s) of subsampled blocks "
         "(unused when every block is evaluated).",
+    )
+
+
+SubsampleBound = Literal["hoeffding", "bernstein"]
+
+
+def _subsample_bound(default: str) -> Any:
+    return Field(
+        default,
+        description="Upper confidence limit of a mean over sampled units (docs/bounds.md section 4): 'hoeffding' "
+        "pays the full range, 'bernstein' (empirical Bernstein) the observed spread plus 7R ln(2/d)/(3(m-1)). "
+        "Fixed before the data is seen; never the smaller of the two afterwards.",
     )
 
 
@@ -113,12 +125,20 @@ class SubsamplingBoundConfig(BoundConfig):
     description: ClassVar[str] = "IID document-level bound on a subsampled empirical risk (Lotfi et al. 2024a)."
     implementation: ClassVar[str] = "sublora.bounds.estimators.subsampling:SubsamplingBound"
 
+    subsample_bound: SubsampleBound = _subsample_bound("hoeffding")
+    sequences: bool = Field(
+        False, description="Also bound per-sequence risks, treating the training stream's aligned blocks as i.i.d. "
+        "draws: an assumption sublora's data does not satisfy, recorded in each result's `assumptions`; these "
+        "results never compete for the headline (docs/bounds.md section 7).",
+    )
+
 
 class AzumaBoundConfig(BoundConfig):
     description: ClassVar[str] = "Token-level martingale bound, Azuma form (Lotfi et al. 2024b)."
     implementation: ClassVar[str] = "sublora.bounds.estimators.azuma:AzumaBound"
 
     subsample_delta_fraction: float = _subsample_fraction()
+    subsample_bound: SubsampleBound = _subsample_bound("bernstein")
 
 
 class FreedmanBoundConfig(BoundConfig):
@@ -131,6 +151,7 @@ class FreedmanBoundConfig(BoundConfig):
     lambda_min: float = Field(1e-4, gt=0.0, lt=1.0, description="Smallest lambda of the grid.")
     lambda_max: float = Field(0.999, gt=0.0, lt=1.0, description="Largest lambda of the grid.")
     subsample_delta_fraction: float = _subsample_fraction()
+    subsample_bound: SubsampleBound = _subsample_bound("bernstein")
 
     @model_validator(mode="after")
     def _grid_order(self) -> "FreedmanBoundConfig":
@@ -149,6 +170,7 @@ class PacBayesBoundConfig(BoundConfig):
     default_variant: ClassVar[str | None] = "kl"
 
     subsample_delta_fraction: float = _subsample_fraction()
+    subsample_bound: SubsampleBound = _subsample_bound("hoeffding")
     grid_size: int = Field(100, ge=1, description="catoni: |B|, number of betas, geometric in [beta_min, beta_max].")
     beta_min: float = Field(0.01, gt=0.0, description="catoni: smallest beta of the grid.")
     beta_max: float = Field(1000.0, gt=0.0, description="catoni: largest beta of the grid.")

@@ -7,7 +7,9 @@ Two predictors, both fixed before seeing the data:
 - document level: a document is predicted from an end-of-text token followed
   by its own tokens; long documents are scored with a sliding window of
   ``block_size`` and stride ``stride`` that never scores a token twice.
-All losses are of the smoothed predictor p_h = (1 - alpha) p + alpha / V, in bits.
+All losses are of the smoothed predictor p_h = (1 - alpha) p + alpha / V, in bits, with V
+from ``predictor_vocab`` (docs/bounds.md section 2): the model's output size, or the
+tokenizer's vocabulary when the model's distribution is restricted to the ids it can emit.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import numpy as np
 import torch
 
 from sublora.core.bound import DocumentEvidence, TokenEvidence
+from sublora.core.errors import BoundError
 
 LOG2E = 1.0 / math.log(2.0)
 _MAX_LOGIT_ELEMENTS = 8_000_000  # batch * block * vocab per forward chunk
@@ -58,8 +61,45 @@ def _target_rank(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return (logits > logits.gather(-1, targets.unsqueeze(-1))).sum(-1)
 
 
-def _vocab_size(model) -> int:
+def model_outputs(model) -> int:
+    """Size of the model's output layer: the ids its distribution ranges over."""
     return int(model.net.get_output_embeddings().out_features)
+
+
+def predictor_vocab(model, tokenizer_vocab: int, rule: str = "model") -> int:
+    """V of the smoothed predictor, decided before any data is seen (docs/bounds.md section 2).
+
+    ``model``: all of the model's outputs (ids the tokenizer never emits keep their mass: valid, looser).
+    ``tokenizer``: the model's distribution renormalised over the tokenizer's ids, V = its vocabulary.
+    """
+    outputs = model_outputs(model)
+    if outputs < tokenizer_vocab:
+        raise BoundError(f"The model has {outputs} outputs but the tokenizer emits {tokenizer_vocab} ids: "
+                         "some tokens would have no probability.", hint="Use a model whose vocabulary covers the tokenizer's.")
+    if rule == "model":
+        return outputs
+    if rule == "tokenizer":
+        return int(tokenizer_vocab)
+    raise BoundError(f"Unknown vocabulary rule {rule!r}; use 'model' or 'tokenizer'.")
+
+
+def _logits(model, inputs: torch.Tensor, theta, vocab: int) -> torch.Tensor:
+    """The predictor's logits over its V ids: (B, T) -> (B, T, V), float32. Slicing the first V logits
+    before any softmax renormalises the model's distribution over them."""
+    logits = model(inputs, theta).float()
+    return logits if logits.size(-1) == vocab else logits[..., :vocab]
+
+
+class _Extremes:
+    """Running (min, max) of the per-token smoothed losses, per alpha: (A, 2)."""
+
+    def __init__(self, alphas: int):
+        self.value = np.stack([np.full(alphas, np.inf), np.full(alphas, -np.inf)], axis=1)
+
+    def update(self, x: torch.Tensor) -> None:  # x: (A, M)
+        if x.numel():
+            self.value[:, 0] = np.minimum(self.value[:, 0], x.amin(dim=1).double().numpy())
+            self.value[:, 1] = np.maximum(self.value[:, 1], x.amax(dim=1).double().numpy())
 
 
 def _rows_per_chunk(block_size: int, vocab: int, batch_size: int) -> int:
@@ -70,11 +110,13 @@ def _rows_per_chunk(block_size: int, vocab: int, batch_size: int) -> int:
 def score_token_blocks(model, tokens: np.ndarray, block_size: int, alphas: Sequence[float],
                        max_blocks: int | None, seed: int, batch_size: int = 32,
                        progress: Callable[[int, int], None] | None = None,
-                       _indices: np.ndarray | None = None, topk: Sequence[int] = ()) -> TokenEvidence:
+                       _indices: np.ndarray | None = None, topk: Sequence[int] = (),
+                       vocab: int | None = None) -> TokenEvidence:
     """Token-level evidence: every aligned block, or ``max_blocks`` drawn uniformly with replacement.
 
     ``topk``: also the per-block top-k error rates (for the sequence-level top-k bound).
-    ``_indices`` re-scores given blocks (verification).
+    ``_indices`` re-scores given blocks (verification). ``vocab``: V of the predictor
+    (``predictor_vocab``; default the model's output size).
     """
     total_blocks = (len(tokens) - 1) // block_size
     if total_blocks < 1:
@@ -88,9 +130,10 @@ def score_token_blocks(model, tokens: np.ndarray, block_size: int, alphas: Seque
         indices = np.arange(total_blocks)
     model.eval()
     theta = model.flat_params()
-    vocab = _vocab_size(model)
+    vocab = vocab or model_outputs(model)
     rows = _rows_per_chunk(block_size, vocab, batch_size)
     A = len(alphas)
+    extremes = _Extremes(A)
     loss = np.empty((A, len(indices)))
     xi2 = np.empty_like(loss)
     errors = {int(k): np.empty(len(indices)) for k in topk}
@@ -100,10 +143,11 @@ def score_token_blocks(model, tokens: np.ndarray, block_size: int, alphas: Seque
         idx = indices[start : start + rows]
         window = torch.from_numpy(np.asarray(tokens[(idx[:, None] * block_size + offsets)], dtype=np.int64))  # (B, T+1)
         B = len(idx)
-        logits = model(window[:, :-1], theta).float().reshape(B * block_size, vocab)  # (B*T, V)
+        logits = _logits(model, window[:, :-1], theta, vocab).reshape(B * block_size, vocab)  # (B*T, V)
         logp = torch.log_softmax(logits, dim=-1)  # (B*T, V)
         targets = window[:, 1:].reshape(-1)  # (B*T,)
         x = _smoothed_loss(logp.gather(-1, targets.unsqueeze(-1)).squeeze(-1), alphas, vocab)  # (A, B*T)
+        extremes.update(x)
         xi = (_smoothed_entropy(logp.exp(), alphas) - x) / log_range  # (A, B*T)
         loss[:, start : start + B] = x.view(A, B, block_size).mean(-1).double().numpy()
         xi2[:, start : start + B] = xi.square_().view(A, B, block_size).mean(-1).double().numpy()
@@ -114,7 +158,7 @@ def score_token_blocks(model, tokens: np.ndarray, block_size: int, alphas: Seque
         if progress:
             progress(min(start + rows, len(indices)), len(indices))
     return TokenEvidence(n=total_blocks * block_size, block_size=block_size, block_indices=indices,
-                         sampled=bool(sampled), loss=loss, xi2=xi2, topk_error=errors)
+                         sampled=bool(sampled), loss=loss, xi2=xi2, topk_error=errors, loss_extremes=extremes.value)
 
 
 def _document_windows(length: int, block_size: int, stride: int) -> list[tuple[int, int]]:
@@ -136,7 +180,7 @@ def _document_windows(length: int, block_size: int, stride: int) -> list[tuple[i
 def score_documents(model, tokens: np.ndarray, starts: np.ndarray, ends: np.ndarray, eot_id: int,
                     block_size: int, stride: int, alphas: Sequence[float], topk: Sequence[int],
                     samples: int, seed: int, batch_size: int = 32,
-                    progress: Callable[[int, int], None] | None = None) -> DocumentEvidence:
+                    progress: Callable[[int, int], None] | None = None, vocab: int | None = None) -> DocumentEvidence:
     """Document-level evidence on ``samples`` documents drawn uniformly with replacement.
 
     Windows of many documents share each forward batch (a document of a few
@@ -157,7 +201,8 @@ def score_documents(model, tokens: np.ndarray, starts: np.ndarray, ends: np.ndar
         raise ValueError("every document must hold at least one token (its end-of-text)")
     model.eval()
     theta = model.flat_params()
-    vocab = _vocab_size(model)
+    vocab = vocab or model_outputs(model)
+    extremes = _Extremes(len(alphas))
     budget = _rows_per_chunk(block_size, vocab, batch_size) * block_size  # tokens per forward: the memory limit
 
     # Every window of every distinct document: (owner, start, first scored target, length), longest first.
@@ -182,10 +227,12 @@ def score_documents(model, tokens: np.ndarray, starts: np.ndarray, ends: np.ndar
         inputs = np.asarray(tokens[np.where(real, pos - 1, 0).clip(0)], dtype=np.int64)  # (G, W): the token before each
         inputs[start == 0, 0] = eot_id  # a document's first token is predicted from an end-of-text token
         scored = torch.from_numpy(real & (col >= (first - start)[:, None]))  # (G, W)
-        logits = model(torch.from_numpy(inputs), theta).float()[scored]  # (M, V): scored positions only
+        logits = _logits(model, torch.from_numpy(inputs), theta, vocab)[scored]  # (M, V): scored positions only
         y = torch.from_numpy(targets)[scored]  # (M,)
         owners = torch.from_numpy(owner).unsqueeze(1).expand(-1, width)[scored]  # (M,): document of each
-        x_sum.index_add_(1, owners, _smoothed_loss(_target_logp(logits, y), alphas, vocab).double())
+        x = _smoothed_loss(_target_logp(logits, y), alphas, vocab)  # (A, M)
+        extremes.update(x)
+        x_sum.index_add_(1, owners, x.double())
         rank = _target_rank(logits, y)  # (M,)
         for k in topk:
             wrong[k].index_add_(0, owners, (rank >= k).long())
@@ -195,4 +242,5 @@ def score_documents(model, tokens: np.ndarray, starts: np.ndarray, ends: np.ndar
     L = lengths[slot]  # (samples,)
     bpd = x_sum.numpy()[:, slot] / L  # (A, samples)
     errors = {k: wrong[k].numpy()[slot] / L for k in topk}
-    return DocumentEvidence(N=N, indices=indices, bpd=bpd, topk_error=errors, tokens_scored=int(L.sum()))
+    return DocumentEvidence(N=N, indices=indices, bpd=bpd, topk_error=errors, tokens_scored=int(L.sum()),
+                            loss_extremes=extremes.value)

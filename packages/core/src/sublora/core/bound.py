@@ -29,6 +29,7 @@ class DocumentEvidence:
 
     ``bpd[a, i]``: mean smoothed loss (bits/token) of sampled document i at alpha index a.
     ``topk_error[k][i]``: fraction of its tokens whose true token is not among the top k.
+    ``loss_extremes[a]``: (min, max) of the per-token losses behind the document means.
     """
 
     N: int
@@ -36,6 +37,7 @@ class DocumentEvidence:
     bpd: np.ndarray
     topk_error: dict[int, np.ndarray]
     tokens_scored: int
+    loss_extremes: np.ndarray | None = None  # (A, 2): smallest and largest per-token loss scored, per alpha
 
     @property
     def n(self) -> int:
@@ -51,7 +53,8 @@ class TokenEvidence:
     (bits) of evaluated block b at alpha index a; ``xi2[a, b]`` the block mean of
     xi^2 with xi = (Y - X) / log2(V / alpha), Y = entropy (bits) of the smoothed
     prediction. ``topk_error[k][b]``: share of block b's tokens whose true token is
-    not among the k most likely. ``sampled`` is False when every block was evaluated exactly
+    not among the k most likely. ``loss_extremes[a]``: (min, max) of the per-token losses
+    behind the block means, so a bound can check the range it pays for token by token. ``sampled`` is False when every block was evaluated exactly
     once, True when blocks were drawn uniformly with replacement.
     """
 
@@ -62,6 +65,7 @@ class TokenEvidence:
     loss: np.ndarray
     xi2: np.ndarray
     topk_error: dict[int, np.ndarray] = field(default_factory=dict)  # k -> (blocks,) share of tokens outside top k
+    loss_extremes: np.ndarray | None = None  # (A, 2): smallest and largest per-token loss scored, per alpha
 
     @property
     def blocks(self) -> int:
@@ -74,6 +78,9 @@ class TokenEvidence:
 
 @dataclass
 class Evidence:
+    """What every estimator sees. ``vocab_size`` is V of the smoothed predictor: the number of
+    outputs the scored distribution ranges over (docs/bounds.md section 2)."""
+
     vocab_size: int
     alphas: tuple[float, ...]
     documents: DocumentEvidence | None = None
@@ -129,6 +136,9 @@ class BoundResult(BaseModel):
     units: str
     vacuous: bool
     inputs: dict[str, Any]
+    assumptions: list[str] = Field(default_factory=list, description=(
+        "Conditions beyond the estimator's stated scenario that the number relies on and sublora cannot "
+        "ensure (e.g. i.i.d. training blocks); printed next to the value. Empty: none."))
 
 
 class BoundEstimator(ABC):

@@ -117,9 +117,9 @@ class BoundSettings(Section):
                         "levels_grid is empty; otherwise it must be one of the grid's candidates.")
     levels_grid: list[int] = Field(default_factory=lambda: [11, 16, 24], description="Candidate codebook sizes: "
                                    "each is quantized (+ QAT), coded and scored on search_blocks training blocks; the "
-                                   "one with the smallest estimated token Azuma bound is kept, paying "
-                                   "log2(len(levels_grid)) bits. Empty = use `levels` only, no search, no bits "
-                                   "(see docs/tighter_certificates.md).")
+                                   "one with the smallest estimated token Azuma bound is kept. Free: the file stores "
+                                   "its codebook size, so the prior covers the choice (docs/bounds.md section 3). "
+                                   "Empty = use `levels` only (see docs/tighter_certificates.md).")
     search_blocks: int = Field(512, ge=1, description="Training blocks (seeded, with replacement) each levels_grid "
                                "candidate is scored on to estimate its bound.")
     qat_steps: int = Field(100, ge=0, description="Quantization-aware fine-tuning steps after quantizing (0 = off): "
@@ -134,7 +134,18 @@ class BoundSettings(Section):
     estimator_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
     alphas: list[float] = Field(default_factory=lambda: [1e-3, 1e-2, 0.05, 0.1, 0.25, 0.5])
     delta: float = Field(0.05, gt=0, lt=1)
-    hyper_bits: float = Field(7.0, ge=0, description="Bits paid for hyperparameters chosen after seeing data.")
+    hyper_bits: float = Field(7.0, ge=0, description="Bits paid for hyperparameters chosen after seeing data "
+                              "(a union bound over 2^hyper_bits configurations; say which in hyper_bits_cover).")
+    hyper_bits_cover: str = Field(
+        "up to 128 configurations of this run's model, subspace and training settings tried on this data before "
+        "this run (the reference's 7 bits)",
+        description="What hyper_bits pays for, written into the certificate: sublora cannot check it, so state it.")
+    vocab: Literal["model", "tokenizer"] = Field(
+        "model", description="V of the smoothed predictor (docs/bounds.md section 2): 'model' = every output of the "
+        "model's output layer; 'tokenizer' = the model's distribution renormalised over the tokenizer's ids.")
+    headline_target: str = Field(
+        "token_bpd", description="The one quantity the headline bounds; only results for this target compete "
+        "(docs/bounds.md section 9).")
     doc_samples: int = Field(50, ge=1, description="Documents drawn (with replacement) for the document-level bound.")
     doc_stride: int | None = Field(None, ge=1, description="Sliding-window stride for long documents "
                                    "(default: block_size, i.e. non-overlapping windows; smaller = more context, more compute).")
@@ -153,6 +164,16 @@ class BoundSettings(Section):
         if bad:
             raise ValueError(f"every alpha must lie in (0, 1); got {bad}")
         return sorted(set(v))
+
+    @field_validator("headline_target")
+    @classmethod
+    def _known_target(cls, v: str) -> str:
+        import re
+
+        if not re.fullmatch(r"token_bpd|document_bpd|document_top\d+|sequence_bpd|sequence_top\d+", v):
+            raise ValueError(f"unknown target {v!r}; use token_bpd, document_bpd, document_top<k>, sequence_bpd or "
+                             "sequence_top<k>")
+        return v
 
     @field_validator("levels_grid")
     @classmethod

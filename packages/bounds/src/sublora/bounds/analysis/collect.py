@@ -103,7 +103,8 @@ def collect(results: str | Path, bound: str = "headline") -> list[RunRecord]:
         if name not in by_name:
             raise RunDirError(f"{run} has no bound named {name!r}.", hint=f"Available: {', '.join(by_name)}.")
         chosen = by_name[name]
-        value = cert["headline"]["value"] if bound == "headline" and cert.get("headline") else chosen["value"]
+        headline_value = (cert.get("headline") or {}).get("value")
+        value = headline_value if bound == "headline" and headline_value is not None else chosen["value"]
         point = labels.get(run.name, {})
         if point:
             method = "_".join(v for k, v in point.items() if k in conditions and k != budget_axis) or "all"

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from sublora.bounds.smoothing import loss_range
 from sublora.core.bound import BoundResult, Complexity
 from sublora.core.errors import BoundError
 
@@ -65,6 +66,42 @@ def hoeffding_term(Delta: float, m: int, delta: float) -> float:
     return Delta * math.sqrt(math.log(1.0 / delta) / (2.0 * m))
 
 
+def bernstein_term(values: np.ndarray, R: float, delta: float) -> float:
+    """Empirical Bernstein (Maurer & Pontil 2009, Thm 4) for m iid draws in a range of width R:
+    sqrt(2 s^2 ln(2/delta) / m) + 7 R ln(2/delta) / (3 (m - 1)), s^2 the unbiased sample variance."""
+    check_delta(delta)
+    m = int(np.asarray(values).size)
+    if m < 2:
+        raise BoundError(f"The empirical Bernstein term needs at least 2 draws; got {m}.",
+                         hint="Use subsample_bound: hoeffding, or evaluate more units.")
+    log_term = math.log(2.0 / delta)
+    variance = float(np.var(values, ddof=1))
+    return math.sqrt(2.0 * variance * log_term / m) + 7.0 * R * log_term / (3.0 * (m - 1))
+
+
+def subsample_ucb(values: np.ndarray, R: float, delta: float, kind: str) -> float:
+    """Upper confidence limit (probability >= 1 - delta) of the population mean behind ``values``, m units
+    drawn uniformly with replacement, each in a range of width R (docs/bounds.md section 4)."""
+    values = np.asarray(values, dtype=np.float64)
+    if kind == "hoeffding":
+        return float(values.mean()) + hoeffding_term(R, values.size, delta)
+    if kind == "bernstein":
+        return float(values.mean()) + bernstein_term(values, R, delta)
+    raise BoundError(f"Unknown subsample bound {kind!r}; use 'hoeffding' or 'bernstein'.")
+
+
+def check_extremes(extremes: np.ndarray | None, alphas: tuple[float, ...], V: int, what: str) -> None:
+    """The smallest and largest per-token loss at each alpha must lie in the range the bound pays for:
+    block or document means can hide a token outside it."""
+    if extremes is None:
+        return
+    extremes = np.asarray(extremes, dtype=np.float64)
+    if extremes.shape != (len(alphas), 2):
+        raise BoundError(f"{what}.loss_extremes must have shape ({len(alphas)}, 2); got {extremes.shape}.")
+    for a, alpha in enumerate(alphas):
+        check_range(extremes[a], *loss_range(alpha, V), what=f"per-token {what} losses at alpha={alpha}")
+
+
 def complexity_inputs(complexity: Complexity) -> dict[str, Any]:
     return {
         "code_bits": int(complexity.code_bits),
@@ -77,11 +114,13 @@ def complexity_inputs(complexity: Complexity) -> dict[str, Any]:
 
 
 def make_result(estimator: str, name: str, value: float, empirical: float, value_without_complexity: float,
-                random_guess: float, units: str, inputs: dict[str, Any], target: str = "") -> BoundResult:
+                random_guess: float, units: str, inputs: dict[str, Any], target: str = "",
+                assumptions: list[str] | None = None) -> BoundResult:
     """complexity_term = bound(C) - bound(C = 0); confidence_term = bound(C = 0) - empirical."""
     value, value0, empirical = float(value), float(value_without_complexity), float(empirical)
     return BoundResult(
         name=name, estimator=estimator, target=target, value=value, empirical=empirical,
         complexity_term=value - value0, confidence_term=value0 - empirical,
         random_guess=float(random_guess), units=units, vacuous=value >= random_guess, inputs=inputs,
+        assumptions=list(assumptions or []),
     )

@@ -1,4 +1,4 @@
-"""Token-level empirical Freedman bound (bounds.md section 5; Finzi et al. 2025 structure).
+"""Token-level empirical Freedman bound (docs/bounds.md section 5.2; Finzi et al. 2025 structure).
 
 X_k = smoothed loss of training token k (bits), Y_k = entropy (bits) of the smoothed
 prediction at k (known before token k), xi_k = (Y_k - X_k) / Delta_F with
@@ -14,11 +14,12 @@ The grid K holds ``grid_size`` lambdas spaced geometrically in [lambda_min, lamb
 (default 1000 points in [1e-4, 0.999]); the union bound over it is the |K| in the log.
 
 Subsampling (``tokens.sampled``, m blocks drawn uniformly with replacement): the bound is
-increasing in both the mean of X and Sigma_hat, so each is replaced by a Hoeffding upper
-confidence limit over the m block means: mean X + Delta(alpha) sqrt(ln(1/delta_x)/(2m)) and
-min(1, Sigma_hat + sqrt(ln(1/delta_s)/(2m))) (xi^2 lies in [0, 1]). delta is split three
-ways: delta1 = (1 - f) delta for the martingale, delta_x = delta_s = f delta / 2, with
-f = ``subsample_delta_fraction``. When every block was evaluated, delta1 = delta.
+increasing in both the mean of X and Sigma_hat, so each is replaced by an upper confidence
+limit over the m block means (``subsample_bound``: empirical Bernstein or Hoeffding; range
+Delta(alpha) for X, 1 for xi^2, Sigma's limit clipped at 1). delta is split three ways:
+delta1 = (1 - f) delta for the martingale, delta_x = delta_s = f delta / (2 |A|) for the two
+limits (the best alpha is picked after seeing the sample: a union bound over the grid A),
+with f = ``subsample_delta_fraction``. When every block was evaluated, delta1 = delta.
 
 complexity_term = bound(C) - bound(C = 0) (lambda re-optimised); confidence_term =
 bound(C = 0) - empirical.
@@ -33,10 +34,11 @@ import numpy as np
 from sublora.bounds.estimators._common import (
     check_count,
     check_delta,
+    check_extremes,
     check_range,
     complexity_inputs,
-    hoeffding_term,
     make_result,
+    subsample_ucb,
 )
 from sublora.bounds.estimators._tokens import token_arrays, token_inputs
 from sublora.bounds.smoothing import delta_range, freedman_range, loss_range, random_guess_bpd
@@ -90,17 +92,19 @@ class FreedmanBound(BoundEstimator):
         check_delta(delta)
         cfg = self.config
         tokens, loss, xi2 = token_arrays(evidence)
-        V, n, m = int(evidence.vocab_size), int(tokens.n), int(tokens.blocks)
+        V, n, A = int(evidence.vocab_size), int(tokens.n), len(evidence.alphas)
+        check_extremes(tokens.loss_extremes, evidence.alphas, V, "token")
         lambdas = lambda_grid(cfg.grid_size, cfg.lambda_min, cfg.lambda_max)
         f = cfg.subsample_delta_fraction if tokens.sampled else 0.0
-        delta1, delta_x, delta_s = (1.0 - f) * delta, f * delta / 2.0, f * delta / 2.0
+        # each alpha's share of the sample's delta, split between the mean and Sigma_hat
+        delta1, delta_x, delta_s = (1.0 - f) * delta, f * delta / (2.0 * A), f * delta / (2.0 * A)
 
-        def bound(empirical: float, sigma: float, Delta_x: float, Delta_F: float, div: float) -> tuple:
+        def bound(a: int, Delta_x: float, Delta_F: float, div: float) -> tuple:
             """(value, lambda, Sigma upper limit used)."""
-            mean_up, sigma_up = empirical, sigma
+            mean_up, sigma_up = float(loss[a].mean()), float(xi2[a].mean())
             if tokens.sampled:
-                mean_up += hoeffding_term(Delta_x, m, delta_x)
-                sigma_up = min(1.0, sigma + hoeffding_term(1.0, m, delta_s))
+                mean_up = subsample_ucb(loss[a], Delta_x, delta_x, cfg.subsample_bound)
+                sigma_up = min(1.0, subsample_ucb(xi2[a], 1.0, delta_s, cfg.subsample_bound))
             term, lam = freedman_term(sigma_up, n, div, delta1, lambdas)
             return mean_up + Delta_F * term, lam, sigma_up
 
@@ -108,10 +112,9 @@ class FreedmanBound(BoundEstimator):
         for a, alpha in enumerate(evidence.alphas):
             check_range(loss[a], *loss_range(alpha, V), what=f"token losses at alpha={alpha}")
             check_range(xi2[a], 0.0, 1.0, what=f"xi^2 block means at alpha={alpha}")
-            empirical, sigma = float(loss[a].mean()), float(xi2[a].mean())
             Delta_x, Delta_F = delta_range(alpha, V), freedman_range(alpha, V)
-            value, lam, sigma_up = bound(empirical, sigma, Delta_x, Delta_F, complexity.nats)
-            candidates.append((value, a, lam, sigma, sigma_up, Delta_x, Delta_F, empirical))
+            value, lam, sigma_up = bound(a, Delta_x, Delta_F, complexity.nats)
+            candidates.append((value, a, lam, float(xi2[a].mean()), sigma_up, Delta_x, Delta_F, float(loss[a].mean())))
         value, a, lam, sigma, sigma_up, Delta_x, Delta_F, empirical = min(candidates)
         inputs = {
             **token_inputs(tokens, delta), "alpha": float(evidence.alphas[a]), "alpha_index": a,
@@ -120,9 +123,10 @@ class FreedmanBound(BoundEstimator):
             "grid_size": int(lambdas.size), "lambda_min": float(lambdas[0]), "lambda_max": float(lambdas[-1]),
             "delta_martingale": delta1, "delta_mean": delta_x if tokens.sampled else None,
             "delta_sigma": delta_s if tokens.sampled else None, "subsample_delta_fraction": f,
+            "subsample_bound": cfg.subsample_bound if tokens.sampled else None,
             **complexity_inputs(complexity),
         }
-        value0 = bound(empirical, sigma, Delta_x, Delta_F, 0.0)[0]
+        value0 = bound(a, Delta_x, Delta_F, 0.0)[0]
         return [make_result(
             self.name, "token_freedman_bpd", value, empirical, value0, random_guess_bpd(V), "bits/token", inputs,
             target="token_bpd",

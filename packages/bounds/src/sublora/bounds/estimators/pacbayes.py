@@ -1,4 +1,4 @@
-"""PAC-Bayes bounds with a point-mass posterior on the coded model (bounds.md section 6).
+"""PAC-Bayes bounds with a point-mass posterior on the coded model (docs/bounds.md section 6.2).
 
 The prior puts mass 2^-C(h) on the coded hypothesis (C = ``complexity.total_bits``), the
 posterior is a point mass on it, so KL(Q || P) = C ln 2 = ``complexity.nats``. For losses
@@ -16,8 +16,10 @@ McAllester follows from the kl form by Pinsker's inequality, so it shares xi(N).
 
 R_N, the mean loss over all N training documents, is not observed: the evidence holds n
 documents drawn uniformly with replacement. All three bounds increase with R_N, so R_N is
-replaced by its Hoeffding upper limit min(1, R_n + sqrt(ln(1 / delta_s) / (2n))), with
-delta_s = f delta, delta_pb = (1 - f) delta, f = ``subsample_delta_fraction``.
+replaced by its upper confidence limit min(1, UCB(values on [0, 1], 1, delta_s))
+(``subsample_bound``: Hoeffding R_n + sqrt(ln(1 / delta_s) / (2n)) by default, or empirical
+Bernstein), with delta_s = f delta (divided by |A| for the bits-per-token result, whose alpha is
+picked after seeing the sample), delta_pb = (1 - f) delta, f = ``subsample_delta_fraction``.
 
 Applied to the document top-k errors (in [0, 1] already) and to the smoothed bits per token,
 rescaled from its range [lo, lo + Delta(alpha)] to [0, 1] and back (best alpha of the grid,
@@ -34,11 +36,12 @@ import numpy as np
 from sublora.bounds.estimators._common import (
     check_count,
     check_delta,
+    check_extremes,
     check_range,
     complexity_inputs,
-    hoeffding_term,
     make_result,
     per_alpha,
+    subsample_ucb,
     topk_errors,
 )
 from sublora.bounds.smoothing import delta_range, loss_range, random_guess_bpd, random_guess_topk
@@ -126,20 +129,21 @@ class PacBayesBound(BoundEstimator):
         if docs is None:
             return []
         check_delta(delta)
-        N, n, V = int(docs.N), int(docs.n), int(evidence.vocab_size)
+        N, n, V, A = int(docs.N), int(docs.n), int(evidence.vocab_size), len(evidence.alphas)
         check_count(N, "N", "training documents")
         check_count(n, "n", "sampled documents")
-        f = self.config.subsample_delta_fraction
+        check_extremes(docs.loss_extremes, evidence.alphas, V, "document")
+        cfg = self.config
+        f = cfg.subsample_delta_fraction
         delta_pb, delta_s = (1.0 - f) * delta, f * delta
-        sampling = hoeffding_term(1.0, n, delta_s)  # on the [0, 1] scale
-        variant = self.config.variant
-        common = {"N": N, "n": n, "delta": float(delta), "delta_pacbayes": delta_pb, "delta_subsample": delta_s,
-                  "subsample_delta_fraction": f, "subsample_term": sampling, "kl_nats": complexity.nats,
+        variant = cfg.variant
+        common = {"N": N, "n": n, "delta": float(delta), "delta_pacbayes": delta_pb,
+                  "subsample_delta_fraction": f, "subsample_bound": cfg.subsample_bound, "kl_nats": complexity.nats,
                   "xi": maurer_xi(N), "vocab_size": V, **complexity_inputs(complexity)}
 
-        def unit_bound(empirical01: float, kl_nats: float) -> tuple[float, float | None, float]:
-            """(bound on [0, 1], beta, R_N upper limit) for an empirical mean on [0, 1]."""
-            upper = min(1.0, empirical01 + sampling)
+        def unit_bound(values01: np.ndarray, kl_nats: float, d_s: float) -> tuple[float, float | None, float]:
+            """(bound on [0, 1], beta, R_N upper limit) for unit values on [0, 1] sampled at confidence d_s."""
+            upper = min(1.0, subsample_ucb(values01, 1.0, d_s, cfg.subsample_bound))
             value, beta = self._bound(upper, N, kl_nats, delta_pb)
             return value, beta, upper
 
@@ -149,13 +153,14 @@ class PacBayesBound(BoundEstimator):
             lo, hi = loss_range(alpha, V)
             check_range(bpd[a], lo, hi, what=f"document BPD at alpha={alpha}")
             Delta = delta_range(alpha, V)
-            empirical = float(bpd[a].mean())
-            scaled = min(max((empirical - lo) / Delta, 0.0), 1.0)
-            value01, beta, upper = unit_bound(scaled, complexity.nats)
-            candidates.append((lo + Delta * value01, a, lo, Delta, empirical, scaled, upper, beta))
+            values01 = np.clip((bpd[a] - lo) / Delta, 0.0, 1.0)
+            value01, beta, upper = unit_bound(values01, complexity.nats, delta_s / A)
+            candidates.append((lo + Delta * value01, a, lo, Delta, float(bpd[a].mean()), float(values01.mean()),
+                               upper, beta))
         value, a, lo, Delta, empirical, scaled, upper, beta = min(candidates)
-        value0 = lo + Delta * unit_bound(scaled, 0.0)[0]
-        inputs = {**common, "alpha": float(evidence.alphas[a]), "alpha_index": a,
+        values01 = np.clip((bpd[a] - lo) / Delta, 0.0, 1.0)
+        value0 = lo + Delta * unit_bound(values01, 0.0, delta_s / A)[0]
+        inputs = {**common, "alpha": float(evidence.alphas[a]), "alpha_index": a, "delta_subsample": delta_s / A,
                   "alphas": [float(x) for x in evidence.alphas], "Delta": Delta, "lo": lo,
                   "empirical_rescaled": scaled, "train_risk_upper_rescaled": upper, "beta": beta}
         results = [make_result(self.name, f"document_bpd_{variant}", value, empirical, value0, random_guess_bpd(V),
@@ -163,11 +168,12 @@ class PacBayesBound(BoundEstimator):
 
         for k, errors in topk_errors(docs.topk_error, n, "documents"):
             empirical = float(errors.mean())
-            value, beta, upper = unit_bound(empirical, complexity.nats)
+            value, beta, upper = unit_bound(errors, complexity.nats, delta_s)
             results.append(make_result(
-                self.name, f"document_top{k}_{variant}", value, empirical, unit_bound(empirical, 0.0)[0],
+                self.name, f"document_top{k}_{variant}", value, empirical, unit_bound(errors, 0.0, delta_s)[0],
                 random_guess_topk(int(k), V), "error rate",
-                {**common, "alpha": None, "k": int(k), "Delta": 1.0, "train_risk_upper": upper, "beta": beta},
+                {**common, "alpha": None, "k": int(k), "Delta": 1.0, "delta_subsample": delta_s,
+                 "train_risk_upper": upper, "beta": beta},
                 target=f"document_top{k}",
             ))
         return results
