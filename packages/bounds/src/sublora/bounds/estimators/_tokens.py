@@ -14,6 +14,9 @@ def token_arrays(evidence: Evidence) -> tuple[TokenEvidence, np.ndarray, np.ndar
     tokens = evidence.tokens
     assert tokens is not None
     check_count(int(tokens.n), "N", "training tokens")
+    if tokens.n % tokens.block_size:
+        raise BoundError(f"Token evidence claims n = {tokens.n} training tokens, not a whole number of blocks of "
+                         f"{tokens.block_size}: the martingale runs over whole blocks only (n = blocks x block_size).")
     check_count(int(tokens.blocks), "n", "evaluated blocks")
     if not tokens.sampled and tokens.blocks != tokens.total_blocks:
         raise BoundError(

@@ -153,12 +153,12 @@ class PacBayesBound(BoundEstimator):
             lo, hi = loss_range(alpha, V)
             check_range(bpd[a], lo, hi, what=f"document BPD at alpha={alpha}")
             Delta = delta_range(alpha, V)
-            values01 = np.clip((bpd[a] - lo) / Delta, 0.0, 1.0)
+            values01 = (bpd[a] - lo) / Delta  # not clipped per document: only the limit is (at 1)
             value01, beta, upper = unit_bound(values01, complexity.nats, delta_s / A)
             candidates.append((lo + Delta * value01, a, lo, Delta, float(bpd[a].mean()), float(values01.mean()),
                                upper, beta))
         value, a, lo, Delta, empirical, scaled, upper, beta = min(candidates)
-        values01 = np.clip((bpd[a] - lo) / Delta, 0.0, 1.0)
+        values01 = (bpd[a] - lo) / Delta
         value0 = lo + Delta * unit_bound(values01, 0.0, delta_s / A)[0]
         inputs = {**common, "alpha": float(evidence.alphas[a]), "alpha_index": a, "delta_subsample": delta_s / A,
                   "alphas": [float(x) for x in evidence.alphas], "Delta": Delta, "lo": lo,
