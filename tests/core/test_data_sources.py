@@ -36,12 +36,14 @@ def test_pystdlib_sorted_without_tests(fake_stdlib):
     source = build("pystdlib", root=str(fake_stdlib))
     docs = list(source.documents())
     ids = [doc_id for doc_id, _ in docs]
-    assert ids == ["abc.py", "bad.py", "email/mime/text.py", "idlelib/run.py", "json/__init__.py",
+    assert ids == ["abc.py", "email/mime/text.py", "idlelib/run.py", "json/__init__.py",
                    "json/decoder.py", "os.py"]
     assert dict(docs)["os.py"] == "# os.py\n"
-    assert dict(docs)["bad.py"] == "x = '\ufffd'\n"
+    assert source.skipped_files == ["bad.py"]  # not UTF-8: skipped and counted, never read as U+FFFD
     assert list(build("pystdlib", root=str(fake_stdlib)).documents()) == docs
-    assert source.count() == len(ids)
+    assert source.count() == len(ids) + 1
+    with pytest.raises(DataError, match="bad.py is not valid UTF-8"):
+        list(build("pystdlib", root=str(fake_stdlib), undecodable="refuse").documents())
     assert source.describe()["python_version"]
 
 

@@ -24,7 +24,8 @@ def prepare(
 ) -> None:
     from sublora.cli.options import resolve
     from sublora.cli.progress import task_bar
-    from sublora.core.data import ensure_prepared, prepare_data
+    from sublora.core.data import PreparedData, prepare_data, prepare_or_reuse
+    from sublora.core.data.prepare import skipped_note
 
     if source:
         ctx.args.append(f"--data.source={source}")
@@ -35,15 +36,22 @@ def prepare(
     config = resolve(ctx, config_file)
     with task_bar("tokenize") as progress:
         if overwrite and config.data.dir is not None:
-            prepare_data(config.data, Path(config.data.dir), progress=progress, overwrite=True)
-            path = Path(config.data.dir)
+            path, reused, changed = Path(config.data.dir), False, ""
+            prepare_data(config.data, path, progress=progress, overwrite=True)
         else:
-            path = ensure_prepared(config.data, progress=progress)
-    from sublora.core.data import PreparedData
+            done = prepare_or_reuse(config.data, progress=progress)
+            path, reused, changed = done.path, done.reused, done.changed_note()
 
     meta = PreparedData.open(path).meta
-    out.print(f"prepared [bold]{path}[/]")
+    if reused:
+        out.print(f"reused [bold]{path}[/] (prepared earlier from the same settings and unchanged files)")
+    else:
+        out.print(f"prepared [bold]{path}[/]")
+    if changed:
+        out.print(f"  note: {changed}", highlight=False)
     out.print(f"  source: {meta['source']['spec']}  tokenizer: {meta['tokenizer']['spec']}  vocab: {meta['vocab_size']}",
               highlight=False)
     for split in ("train", "val"):
         out.print(f"  {split}: {meta['n_documents'][split]:,} documents, {meta['n_tokens'][split]:,} tokens", highlight=False)
+    if meta.get("skipped_undecodable_files"):
+        out.print(f"  {skipped_note(meta)}", highlight=False)

@@ -12,9 +12,13 @@ from typing import Any
 _EXPORTS = {
     "prepare_data": "sublora.core.data.prepare",
     "ensure_prepared": "sublora.core.data.prepare",
+    "prepare_or_reuse": "sublora.core.data.prepare",
+    "Preparation": "sublora.core.data.prepare",
     "split_documents": "sublora.core.data.prepare",
     "PreparedData": "sublora.core.data.dataset",
     "config_key": "sublora.core.data.location",
+    "identify": "sublora.core.data.location",
+    "DataIdentity": "sublora.core.data.location",
     "default_data_dir": "sublora.core.data.location",
     "FORMAT_VERSION": "sublora.core.data.location",
 }

@@ -7,7 +7,7 @@ components. Each config names its implementation, imported only on build.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from pydantic import Field
 
@@ -18,6 +18,11 @@ _SOURCES = "sublora.core.data.sources"
 _TOKENIZERS = "sublora.core.data.tokenizers"
 
 
+def _undecodable():
+    return Field("skip", description="Files that are binary (NUL bytes) or not valid UTF-8: 'skip' them "
+                 "(counted in meta.json and by `sublora data prepare`) or 'refuse' (stop, naming the file).")
+
+
 class PyStdlibSourceConfig(SourceConfig):
     description: ClassVar[str] = (
         "Every .py file of the running Python's standard library (tests excluded); needs no download."
@@ -25,6 +30,7 @@ class PyStdlibSourceConfig(SourceConfig):
     implementation: ClassVar[str] = f"{_SOURCES}:PyStdlibSource"
 
     root: str | None = Field(None, description="Read this directory instead of the standard library (for tests).")
+    undecodable: Literal["skip", "refuse"] = _undecodable()
 
 
 class TextSourceConfig(SourceConfig):
@@ -38,6 +44,7 @@ class TextSourceConfig(SourceConfig):
         (".txt", ".md", ".py", ".jsonl"), description="File suffixes read from folders and globs."
     )
     text_field: str = Field("text", description="Field holding the text in .jsonl lines.")
+    undecodable: Literal["skip", "refuse"] = _undecodable()
 
 
 class HFSourceConfig(SourceConfig):

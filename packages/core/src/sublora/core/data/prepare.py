@@ -4,6 +4,10 @@ Documents are split into train/val by document (not by token), so the
 document-level bound samples whole held-in documents. Everything is written
 into a temporary sibling directory and renamed into place at the end: a
 crash never leaves a half-written directory that looks valid.
+
+``ensure_prepared`` reuses a directory only when its key (settings, the
+source's resolved location and content fingerprint: see location.py) is this
+config's key as of now, so an edited corpus is prepared again, and says so.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +27,16 @@ import numpy as np
 from sublora.core.config import DataConfig
 from sublora.core.data.dataset import (BIN_FILES, DOC_LENGTHS_FILE, EOT_FILES, META_FILE, PreparedData,
                                        file_sha256, token_dtype)
-from sublora.core.data.location import FORMAT_VERSION, config_key, default_data_dir
+from sublora.core.data.location import (FORMAT_VERSION, DataIdentity, build_source, cache_prefix, cache_root,
+                                        default_data_dir, identify)
 from sublora.core.errors import DataError
 from sublora.core.registry import registry
 
 Progress = Callable[[int, "int | None"], None]
+Notify = Callable[[str], None]
+
+#: How many skipped file names meta.json lists (the count is always complete).
+SKIPPED_EXAMPLES = 20
 
 _PROGRESS_SECONDS = 0.1
 
@@ -49,19 +59,28 @@ def prepare_data(config: DataConfig, out_dir: str | Path, progress: Progress | N
     ``progress(done, total)`` is called while documents are tokenized; ``total`` is
     None when the source cannot count its documents up front.
     """
-    out_dir = Path(out_dir).expanduser()
+    source = build_source(config)
+    return _prepare(config, Path(out_dir).expanduser(), source, identify(config, source), progress, overwrite)
+
+
+def _prepare(config: DataConfig, out_dir: Path, source, identity: DataIdentity, progress: Progress | None,
+             overwrite: bool) -> dict[str, Any]:
+    """prepare_data with the source already built and identified (its fingerprint taken before reading it)."""
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())) and not overwrite:
         raise DataError(f"Data directory {str(out_dir)!r} already exists and is not empty.",
                         hint="Pass overwrite (`sublora data prepare --overwrite`) or choose another data.dir.")
-    source_config = registry("source").config(config.source, config.source_options)
+    source_config = source.config
     tokenizer_config = registry("tokenizer").config(config.tokenizer, config.tokenizer_options)
-    source = source_config.build()
     tokenizer = tokenizer_config.build()
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
     try:
         meta = _write(config, source, tokenizer, tmp, progress)
+        meta.update(identity.to_meta())
+        skipped = list(getattr(source, "skipped_files", []))
+        meta["skipped_undecodable_files"] = len(skipped)
+        meta["skipped_undecodable_examples"] = skipped[:SKIPPED_EXAMPLES]
         meta["source"] = {"spec": source_config.spec,
                           "options": source_config.model_dump(mode="json", exclude={"variant"}),
                           "describe": source.describe()}
@@ -106,7 +125,6 @@ def _write(config: DataConfig, source, tokenizer, tmp: Path, progress: Progress 
     (tmp / "all.bin").unlink()
     return {
         "format_version": FORMAT_VERSION,
-        "config_key": config_key(config),
         "vocab_size": int(tokenizer.vocab_size),
         "eot_id": int(tokenizer.eot_id),
         "dtype": dtype.name,
@@ -140,12 +158,13 @@ def _tokenize_all(config, source, tokenizer, path: Path, dtype, eot, progress) -
             fh.write(eot.tobytes())
             lengths.append(int(ids.size) + 1)
             if progress is not None and time.monotonic() - last >= _PROGRESS_SECONDS:
-                progress(len(lengths) + skipped, total)
+                progress(len(lengths) + skipped + len(getattr(source, "skipped_files", ())), total)
                 last = time.monotonic()
             if config.max_documents is not None and len(lengths) >= config.max_documents:
                 break
     if progress is not None:
-        progress(len(lengths) + skipped, len(lengths) + skipped)
+        seen = len(lengths) + skipped + len(getattr(source, "skipped_files", ()))
+        progress(seen, seen)
     return lengths, skipped
 
 
@@ -164,40 +183,115 @@ def _move_into_place(tmp: Path, out_dir: Path, overwrite: bool) -> None:
                         hint="Rerun; an existing prepared directory is reused.") from exc
 
 
-def ensure_prepared(config: DataConfig, progress: Progress | None = None) -> Path:
+@dataclass(frozen=True)
+class Preparation:
+    """What ``prepare_or_reuse`` did: the directory and its meta.json, whether it was reused, and the
+    cached preparations of the same source whose files have changed since (why it was prepared again)."""
+
+    path: Path
+    reused: bool
+    meta: dict[str, Any]
+    changed_since: tuple[Path, ...] = ()
+
+    def changed_note(self) -> str:
+        if not self.changed_since:
+            return ""
+        old = ", ".join(str(p) for p in self.changed_since)
+        return (f"The files of source '{self.meta['source']['spec']}' ({self.meta.get('source_location')}) changed "
+                f"since {old} was prepared, so they were prepared again into {self.path}.")
+
+    def notes(self) -> list[str]:
+        """What the user should hear about a fresh preparation: changed files, skipped files."""
+        if self.reused:
+            return []
+        return [note for note in (self.changed_note(), skipped_note(self.meta)) if note]
+
+
+def ensure_prepared(config: DataConfig, progress: Progress | None = None, notify: Notify | None = None) -> Path:
     """The data directory for ``config``: reused when it matches, prepared when absent.
 
-    A directory prepared for different settings is never overwritten here.
+    ``notify`` receives the notes of a preparation (files changed since an earlier one, files skipped).
+    A directory prepared for different settings or files is never overwritten here.
     """
-    out_dir = Path(config.dir).expanduser() if config.dir is not None else default_data_dir(config)
-    key = config_key(config)
+    done = prepare_or_reuse(config, progress)
+    for note in done.notes() if notify is not None else ():
+        notify(note)
+    return done.path
+
+
+def prepare_or_reuse(config: DataConfig, progress: Progress | None = None) -> Preparation:
+    """``ensure_prepared``, saying whether the directory was reused and why it was prepared again."""
+    source = build_source(config)
+    identity = identify(config, source)
+    out_dir = Path(config.dir).expanduser() if config.dir is not None else default_data_dir(config, identity)
     if out_dir.exists() and not _is_empty_dir(out_dir):
-        return _check_existing(out_dir, key)
+        return _reuse(out_dir, identity)
     try:
-        prepare_data(config, out_dir, progress)
+        meta = _prepare(config, out_dir, source, identity, progress, overwrite=False)
     except DataError:
         if out_dir.exists() and not _is_empty_dir(out_dir):  # lost a race with another process
-            return _check_existing(out_dir, key)
+            return _reuse(out_dir, identity)
         raise
-    return out_dir
+    return Preparation(out_dir, False, meta, tuple(_changed_since(config, identity)))
+
+
+def _reuse(out_dir: Path, identity: DataIdentity) -> Preparation:
+    return Preparation(out_dir, True, PreparedData.open(_check_existing(out_dir, identity)).meta)
+
+
+def skipped_note(meta: dict[str, Any]) -> str:
+    """One line on the files a preparation left out as binary or not UTF-8 ('' when none)."""
+    n = int(meta.get("skipped_undecodable_files") or 0)
+    if not n:
+        return ""
+    first = (meta.get("skipped_undecodable_examples") or ["?"])[0]
+    return (f"Skipped {n} file{'s' if n > 1 else ''} that {'are' if n > 1 else 'is'} binary or not UTF-8 text "
+            f"(first: {first}; all counted in meta.json); set data.source_options.undecodable=refuse to stop "
+            "on them instead.")
+
+
+def _changed_since(config: DataConfig, identity: DataIdentity) -> list[Path]:
+    """Cached preparations of the same settings and location whose files have changed since."""
+    if config.dir is not None or identity.fingerprint is None:
+        return []
+    out = []
+    for path in sorted((cache_root() / "data").glob(f"{cache_prefix(config)}*")):
+        try:
+            meta = json.loads((path / META_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if (isinstance(meta, dict) and meta.get("settings_key") == identity.settings_key
+                and meta.get("config_key") != identity.key):
+            out.append(path)
+    return out
 
 
 def _is_empty_dir(path: Path) -> bool:
     return path.is_dir() and not any(path.iterdir())
 
 
-def _check_existing(out_dir: Path, key: str) -> Path:
+def _check_existing(out_dir: Path, identity: DataIdentity) -> Path:
     if not (out_dir / META_FILE).is_file():
         raise DataError(f"Data directory {str(out_dir)!r} exists but holds no prepared data (no {META_FILE}).",
                         hint="Point data.dir at an empty or new directory.")
     data = PreparedData.open(out_dir)
-    if data.meta.get("config_key") != key:
-        raise DataError(
-            f"Data directory {str(out_dir)!r} was prepared for other data settings "
-            f"(key {str(data.meta.get('config_key'))[:12]}, this config {key[:12]}; "
-            f"it holds source {data.meta.get('source', {}).get('spec')!r}, "
-            f"tokenizer {data.meta.get('tokenizer', {}).get('spec')!r}).",
-            hint="Use another data.dir, drop data.dir to use the cache, or rerun "
-            "`sublora data prepare --overwrite` to replace it.",
-        )
-    return out_dir
+    key = data.meta.get("config_key")
+    if key == identity.key:
+        return out_dir
+    hint = ("Use another data.dir, drop data.dir to use the cache, or rerun "
+            "`sublora data prepare --overwrite` to replace it.")
+    if data.meta.get("settings_key") == identity.settings_key:
+        then, now = data.meta.get("source_fingerprint") or {}, identity.fingerprint or {}
+        sizes = [(fp.get("files"), fp.get("bytes")) for fp in (then, now)]
+        what = ("the same number and total size of files, other modification times" if sizes[0] == sizes[1] else
+                f"{sizes[0][0]} files of {sizes[0][1]} bytes then, {sizes[1][0]} files of {sizes[1][1]} bytes now")
+        raise DataError(f"Data directory {str(out_dir)!r} was prepared from the same source, but its files have "
+                        f"changed since ({what}).", hint=hint)
+    raise DataError(
+        f"Data directory {str(out_dir)!r} was prepared for other data settings or files "
+        f"(key {str(key)[:12]}, this config {identity.key[:12]}; "
+        f"it holds source {data.meta.get('source', {}).get('spec')!r} "
+        f"at {data.meta.get('source_location') or 'an unrecorded location'}, "
+        f"tokenizer {data.meta.get('tokenizer', {}).get('spec')!r}).",
+        hint=hint,
+    )

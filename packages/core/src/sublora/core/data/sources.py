@@ -17,15 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from sublora.core.data.configs import HFSourceConfig, PyStdlibSourceConfig, TextSourceConfig
+from sublora.core.data.files import file_undecodable_reason, listing_fingerprint, read_document, refuse
 from sublora.core.errors import DataError
 from sublora.core.source import Source
 
 #: Directory names never read from the standard library: tests and installed packages.
 STDLIB_EXCLUDED_DIRS = frozenset({"test", "tests", "idle_test", "site-packages", "dist-packages", "__pycache__"})
-
-
-def _read_text(path: Path) -> str:
-    return path.read_bytes().decode("utf-8", errors="replace")
 
 
 class PyStdlibSource(Source):
@@ -54,7 +51,15 @@ class PyStdlibSource(Source):
 
     def documents(self) -> Iterator[tuple[str, str]]:
         for rel in self.files():
-            yield rel, _read_text(self.root / rel)
+            text = read_document(self.root / rel, rel, self.config.undecodable, self.skipped_files)
+            if text is not None:
+                yield rel, text
+
+    def location(self) -> str:
+        return str(self.root.resolve())
+
+    def fingerprint(self) -> dict[str, Any]:
+        return listing_fingerprint((rel, self.root / rel) for rel in self.files())
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -117,11 +122,27 @@ class TextSource(Source):
             if path.suffix.lower() == ".jsonl":
                 yield from self._jsonl(path, doc_id)
             else:
-                yield doc_id, _read_text(path)
+                text = read_document(path, doc_id, self.config.undecodable, self.skipped_files)
+                if text is not None:
+                    yield doc_id, text
+
+    def location(self) -> str:
+        """The resolved file or folder; a glob pattern made absolute (against the working directory)."""
+        path = Path(self.config.path).expanduser()
+        return str(path.resolve()) if path.exists() else os.path.abspath(path)
+
+    def fingerprint(self) -> dict[str, Any]:
+        return listing_fingerprint((doc_id, path) for path, doc_id in self.files())
 
     def _jsonl(self, path: Path, doc_id: str) -> Iterator[tuple[str, str]]:
         field = self.config.text_field
-        with path.open("r", encoding="utf-8", errors="replace") as fh:
+        reason = file_undecodable_reason(path)  # checked whole first: a file is skipped entirely or read entirely
+        if reason is not None:
+            if self.config.undecodable == "refuse":
+                raise refuse(path, reason)
+            self.skipped_files.append(doc_id)
+            return
+        with path.open("r", encoding="utf-8") as fh:
             for lineno, line in enumerate(fh, start=1):
                 if not line.strip():
                     continue
@@ -176,6 +197,27 @@ class HFSource(Source):
             for text in batch[field]:
                 yield f"{self.config.name}/{self.config.split}:{index}", text or ""
                 index += 1
+
+    def _local_files(self) -> list[str]:
+        """The data_files entries that are local paths (not URLs), in order."""
+        files = self.config.data_files
+        if files is None:
+            return []
+        groups = files.values() if isinstance(files, dict) else [files]
+        flat = [f for g in groups for f in ([g] if isinstance(g, str) else g)]
+        return [f for f in flat if "://" not in f]
+
+    def location(self) -> str | None:
+        """Local data_files made absolute; None for a named dataset (its options identify it)."""
+        local = self._local_files()
+        return json.dumps([os.path.abspath(os.path.expanduser(f)) for f in local]) if local else None
+
+    def fingerprint(self) -> dict[str, Any] | None:
+        local = self._local_files()
+        if not local:
+            return None
+        matched = [m for f in local for m in sorted(glob.glob(os.path.expanduser(f), recursive=True))]
+        return listing_fingerprint((m, Path(m)) for m in matched if os.path.isfile(m))
 
     def describe(self) -> dict[str, Any]:
         try:
