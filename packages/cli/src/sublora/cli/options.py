@@ -37,9 +37,5 @@ def resolve(ctx: typer.Context, config_file: Path | None, projector: str | None 
     if projector is not None:
         overrides["sublora.projector"] = projector
     base = load_preset(preset) if preset else {}
-    config = resolve_config(config_file, overrides, base=base)
-    # Validate component names now, so a typo fails before any work is done.
-    from sublora.core.registry import registry
-
-    registry("projector").config(config.sublora.projector, config.sublora.projector_options)
-    return config
+    # RunConfig.from_dict checks every component spec and its options, so a typo fails before any work.
+    return resolve_config(config_file, overrides, base=base)

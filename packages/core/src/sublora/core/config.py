@@ -216,12 +216,15 @@ class RunConfig(Section):
         try:
             config = cls.model_validate(data)
             config.model.shape()
-            return config
         except ConfigError:
             raise
         except Exception as exc:
             raise ConfigError(f"Invalid config: {validation_message(exc)}.",
                               hint="Fix the field in the YAML file or the --section.field=value override.") from exc
+        from sublora.core.validate import validate_components  # lazy: it loads the registry
+
+        validate_components(config)  # every component spec and its options, before any work
+        return config
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")

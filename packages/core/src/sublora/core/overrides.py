@@ -65,6 +65,9 @@ def apply_overrides(data: dict[str, Any], overrides: dict[str, Any]) -> dict[str
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"Config file {path} is a directory; a YAML file is expected.",
+                          hint="Pass the path of a .yaml file, e.g. --config configs/default.yaml.")
     if not path.is_file():
         raise ConfigError(f"Config file {path} does not exist.")
     try:
