@@ -69,14 +69,16 @@ def complexity_for(config: RunConfig, code_bits: int) -> Complexity:
     the chosen codebook size, so the prefix-free prior covers it (docs/bounds.md section 3). Read
     from the settings, so ``verify`` charges exactly what ``certify`` charged.
     """
-    b = config.bound
-    breakdown = {"hyperparameters": b.hyper_bits, "alpha_grid": math.log2(len(b.alphas))}
-    return Complexity(code_bits=code_bits, extra_bits=sum(breakdown.values()), extra_breakdown=breakdown)
+    from sublora.bounds.prior import complexity
+
+    return complexity(code_bits, hyper_bits=config.bound.hyper_bits, alphas=config.bound.alphas)
 
 
 def estimators(config: RunConfig) -> list:
     """The configured bound estimators, built with their options (keyed by family)."""
-    return [registry("bound").config(spec, config.bound.estimator_options.get(spec.split(":")[0])).build()
+    from sublora.core.validate import estimator_family
+
+    return [registry("bound").config(spec, config.bound.estimator_options.get(estimator_family(spec))).build()
             for spec in config.bound.estimators]
 
 

@@ -36,8 +36,10 @@ class Use:
 
 
 def estimator_family(spec: str) -> str:
-    """The estimator_options key of an estimator spec, as the bound stage reads it."""
-    return spec.split(":")[0]
+    """The estimator_options key of an estimator spec (its family, lower case), as the bound stage reads it."""
+    from sublora.core.spec import parse_spec
+
+    return parse_spec(spec, "bound").family
 
 
 def uses(config: "RunConfig") -> list[Use]:
