@@ -36,10 +36,9 @@ class Use:
 
 
 def estimator_family(spec: str) -> str:
-    """The estimator_options key of an estimator spec (its family, lower case), as the bound stage reads it."""
-    from sublora.core.spec import parse_spec
-
-    return parse_spec(spec, "bound").family
+    """The estimator_options key of an estimator spec (its family, lower case as parse_spec gives it), as the
+    bound stage reads it; never raises, so a malformed spec is reported where its field is checked."""
+    return spec.split(":")[0].strip().lower()
 
 
 def uses(config: "RunConfig") -> list[Use]:
