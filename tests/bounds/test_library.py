@@ -42,7 +42,7 @@ def test_the_library_page_runs_as_written_and_prints_what_it_shows(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     before = os.times()
     t0 = time.perf_counter()
-    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=300)
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=300, check=False)
     wall = time.perf_counter() - t0
     after = os.times()
     assert out.returncode == 0, out.stderr
@@ -63,7 +63,7 @@ def test_importing_the_packages_pulls_in_no_torch():
     code = ("import sys; import sublora.core, sublora.bounds, sublora.projectors; "
             "heavy = [m for m in ('torch', 'transformers', 'peft') if m in sys.modules]; "
             "assert not heavy, heavy")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
     assert out.returncode == 0, out.stderr
 
 
@@ -97,7 +97,7 @@ def test_type_checkers_see_the_names_that_are_loaded(package):
 
 def test_from_import_star_gives_the_public_names_only():
     namespace: dict = {}
-    exec("from sublora.bounds import *", namespace)
+    exec("from sublora.bounds import *", namespace)  # noqa: S102 - what a user of import * gets
     assert {"score_logits", "complexity", "encode_compressed"} <= set(namespace)
     assert not [n for n in namespace if n.startswith("_") and n != "__builtins__"]
 

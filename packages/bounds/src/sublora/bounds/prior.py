@@ -26,7 +26,7 @@ def complexity(code_bits: int, *, hyper_bits: float, alphas: Sequence[float],
         raise BoundError(f"code_bits must be a whole number of bits >= 1; got {code_bits}.")
     if not hyper_bits >= 0:
         raise BoundError(f"hyper_bits must be >= 0; got {hyper_bits}.")
-    grid = set(float(a) for a in alphas)
+    grid = {float(a) for a in alphas}
     if not grid or not all(0.0 < a <= 1.0 for a in grid):
         raise BoundError(f"alphas must be a non-empty grid of values in (0, 1]; got {list(alphas)}.")
     breakdown = {"hyperparameters": hyper_bits, "alpha_grid": math.log2(len(grid))}
