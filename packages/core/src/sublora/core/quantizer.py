@@ -13,16 +13,29 @@ from sublora.core.component import ComponentConfig
 
 
 class QuantizerConfig(ComponentConfig):
+    """``levels`` is the codebook size asked for; ``bound.levels_grid`` builds one quantizer per candidate size.
+
+    ``fixed_codebook``: the codebook ``fit`` returns is part of the method (e.g. an evenly spaced
+    grid), so quantization-aware fine-tuning (``sublora.bounds.qat``) keeps it exactly and only lets
+    the values change cluster. False (the default): QAT trains the codebook entries too, so the
+    certified codebook is in general neither evenly spaced nor of the original size.
+    """
+
     kind: ClassVar[str] = "quantizer"
+    fixed_codebook: ClassVar[bool] = False
     levels: int = Field(11, ge=2, le=255, description="Number of codebook entries (centroids).")
 
 
 @dataclass(frozen=True)
 class QuantizedVector:
-    """Symbols index into an fp16 codebook; ``values`` is exactly what the model uses."""
+    """Symbols index into an fp16 codebook; ``values`` is exactly what the model uses.
+
+    ``fixed_codebook`` carries the quantizer's declaration to QAT: the codebook must not move.
+    """
 
     symbols: np.ndarray  # (n,) int64 in [0, len(codebook))
     codebook: np.ndarray  # (levels,) float16
+    fixed_codebook: bool = False
 
     @property
     def values(self) -> np.ndarray:
@@ -47,7 +60,8 @@ class Quantizer(ABC):
         if codebook.size == 0:
             codebook = np.zeros(1, dtype=np.float16)
         symbols = nearest(values, codebook.astype(np.float64))
-        return QuantizedVector(symbols.astype(np.int64), codebook.astype(np.float16))
+        return QuantizedVector(symbols.astype(np.int64), codebook.astype(np.float16),
+                               fixed_codebook=bool(self.config.fixed_codebook))
 
 
 def nearest(values: np.ndarray, centroids: np.ndarray) -> np.ndarray:
