@@ -42,7 +42,7 @@ def bounds(session: nox.Session) -> None:
 
 @nox.session
 def plugin(session: nox.Session) -> None:
-    _install(session, "packages/core", "plugins_example")
+    _install(session, "packages/core", "packages/bounds", "plugins_example")  # the estimator uses sublora.bounds
     session.run("pytest", "-q", "plugins_example/tests", *session.posargs)
 
 

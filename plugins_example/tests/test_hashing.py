@@ -1,4 +1,4 @@
-"""The hashing plugin against the sublora projector contract, plus its own math."""
+"""The hashing projector against the sublora projector contract, plus its own math."""
 
 import torch
 
@@ -11,7 +11,7 @@ torch.set_num_threads(1)
 def test_registered_through_its_entry_point():
     refresh()
     entry = registry("projector").entry("hashing")
-    assert entry.distribution == "sublora-hashing-projector"
+    assert entry.distribution == "sublora-example-plugins"
     assert registry("projector").config("hashing").spec == "hashing"
 
 
@@ -20,7 +20,7 @@ def test_contract():
 
 
 def test_contract_from_a_config_instance():
-    from sublora_hashing.config import HashingConfig
+    from sublora_example.configs import HashingConfig
 
     check_contract(HashingConfig(), sizes=((50, 7),), memory=False)
 

@@ -49,9 +49,9 @@ def test_plugins_lists_builtins_and_the_example_plugin():
     assert rows[("projector", "rdkron")]["variants"] == ["qr"]
     assert rows[("bound", "freedman")]["status"] == "ok"
     plugin = rows[("projector", "hashing")]
-    assert plugin["package"] == "sublora-hashing-projector" and plugin["status"] == "ok"
+    assert plugin["package"] == "sublora-example-plugins" and plugin["status"] == "ok"
     table = sublora("plugins")
-    assert "hashing" in table.stdout and "sublora-hashing-projector" in table.stdout
+    assert "hashing" in table.stdout and "sublora-example-plugins" in table.stdout
 
 
 def test_unknown_projector_is_one_clear_line_without_traceback(tmp_path):

@@ -20,7 +20,7 @@ import torch
 
 from sublora.core.layout import ParamLayout
 from sublora.core.projector import Projector
-from sublora_hashing.config import HashingConfig
+from sublora_example.configs import HashingConfig
 
 
 class HashingProjector(Projector):
