@@ -14,16 +14,15 @@ tokenizer's vocabulary when the model's distribution is restricted to the ids it
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
 
+from sublora.bounds.evidence import Scores, score_logits, smoothed_loss
 from sublora.core.bound import DocumentEvidence, TokenEvidence
 from sublora.core.errors import BoundError
 
-LOG2E = 1.0 / math.log(2.0)
 _MAX_LOGIT_ELEMENTS = 8_000_000  # batch * block * vocab per forward chunk
 
 
@@ -33,27 +32,6 @@ def _target_logp(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     logits (M, V), targets (M,) -> (M,)
     """
     return logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, dim=-1)
-
-
-def _smoothed_loss(logp_target: torch.Tensor, alphas: Sequence[float], vocab: int) -> torch.Tensor:
-    """X = -log2((1 - alpha) p(target) + alpha / V), in bits: (M,) -> (A, M)."""
-    a = torch.tensor(alphas, dtype=logp_target.dtype).unsqueeze(1)  # (A, 1)
-    return -torch.log2((1.0 - a) * logp_target.exp() + a / vocab)  # (A, M)
-
-
-def _smoothed_entropy(p: torch.Tensor, alphas: Sequence[float]) -> torch.Tensor:
-    """Entropy (bits) of each smoothed prediction: p (M, V) -> (A, M).
-
-    The one full-vocabulary pass per alpha that cannot be avoided (the log of a
-    mixture does not split); one buffer reused in place for every alpha.
-    """
-    V = p.size(-1)
-    out = torch.empty(len(alphas), p.size(0))  # (A, M)
-    ph = torch.empty_like(p)  # (M, V)
-    for i, alpha in enumerate(alphas):
-        torch.mul(p, 1.0 - alpha, out=ph).add_(alpha / V)
-        out[i] = (ph * ph.log()).sum(-1)
-    return out.mul_(-LOG2E)
 
 
 def _target_rank(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -116,7 +94,8 @@ def score_token_blocks(model, tokens: np.ndarray, block_size: int, alphas: Seque
 
     ``topk``: also the per-block top-k error rates (for the sequence-level top-k bound).
     ``_indices`` re-scores given blocks (verification). ``vocab``: V of the predictor
-    (``predictor_vocab``; default the model's output size).
+    (``predictor_vocab``; default the model's output size). The arithmetic is
+    ``sublora.bounds.evidence.score_logits``, one chunk of blocks at a time.
     """
     total_blocks = (len(tokens) - 1) // block_size
     if total_blocks < 1:
@@ -132,33 +111,19 @@ def score_token_blocks(model, tokens: np.ndarray, block_size: int, alphas: Seque
     theta = model.flat_params()
     vocab = vocab or model_outputs(model)
     rows = _rows_per_chunk(block_size, vocab, batch_size)
-    A = len(alphas)
-    extremes = _Extremes(A)
-    loss = np.empty((A, len(indices)))
-    xi2 = np.empty_like(loss)
-    errors = {int(k): np.empty(len(indices)) for k in topk}
     offsets = np.arange(block_size + 1)
-    log_range = torch.tensor([math.log2(vocab / a) for a in alphas]).unsqueeze(1)  # (A, 1)
+    parts = []
     for start in range(0, len(indices), rows):
         idx = indices[start : start + rows]
         window = torch.from_numpy(np.asarray(tokens[(idx[:, None] * block_size + offsets)], dtype=np.int64))  # (B, T+1)
-        B = len(idx)
-        logits = _logits(model, window[:, :-1], theta, vocab).reshape(B * block_size, vocab)  # (B*T, V)
-        logp = torch.log_softmax(logits, dim=-1)  # (B*T, V)
-        targets = window[:, 1:].reshape(-1)  # (B*T,)
-        x = _smoothed_loss(logp.gather(-1, targets.unsqueeze(-1)).squeeze(-1), alphas, vocab)  # (A, B*T)
-        extremes.update(x)
-        xi = (_smoothed_entropy(logp.exp(), alphas) - x) / log_range  # (A, B*T)
-        loss[:, start : start + B] = x.view(A, B, block_size).mean(-1).double().numpy()
-        xi2[:, start : start + B] = xi.square_().view(A, B, block_size).mean(-1).double().numpy()
-        if errors:
-            rank = _target_rank(logits, targets).view(B, block_size)  # (B, T)
-            for k, out in errors.items():
-                out[start : start + B] = (rank >= k).double().mean(-1).numpy()
+        logits = _logits(model, window[:, :-1], theta, vocab)  # (B, T, V)
+        parts.append(score_logits(logits, window[:, 1:], alphas, vocab=vocab, topk=topk))
         if progress:
             progress(min(start + rows, len(indices)), len(indices))
+    scores = Scores.concat(parts)
     return TokenEvidence(n=total_blocks * block_size, block_size=block_size, block_indices=indices,
-                         sampled=bool(sampled), loss=loss, xi2=xi2, topk_error=errors, loss_extremes=extremes.value)
+                         sampled=bool(sampled), loss=scores.loss, xi2=scores.xi2, topk_error=dict(scores.topk_error),
+                         loss_extremes=scores.loss_extremes)
 
 
 def _document_windows(length: int, block_size: int, stride: int) -> list[tuple[int, int]]:
@@ -230,7 +195,7 @@ def score_documents(model, tokens: np.ndarray, starts: np.ndarray, ends: np.ndar
         logits = _logits(model, torch.from_numpy(inputs), theta, vocab)[scored]  # (M, V): scored positions only
         y = torch.from_numpy(targets)[scored]  # (M,)
         owners = torch.from_numpy(owner).unsqueeze(1).expand(-1, width)[scored]  # (M,): document of each
-        x = _smoothed_loss(_target_logp(logits, y), alphas, vocab)  # (A, M)
+        x = smoothed_loss(_target_logp(logits, y), alphas, vocab)  # (A, M)
         extremes.update(x)
         x_sum.index_add_(1, owners, x.double())
         rank = _target_rank(logits, y)  # (M,)

@@ -113,7 +113,7 @@ def _extremes(x: torch.Tensor, mask: torch.Tensor | None) -> np.ndarray:
     return np.stack([flat.amin(1).double().numpy(), flat.amax(1).double().numpy()], axis=1)
 
 
-def _smoothed_loss(logp_target: torch.Tensor, alphas: tuple[float, ...], vocab: int) -> torch.Tensor:
+def smoothed_loss(logp_target: torch.Tensor, alphas: tuple[float, ...], vocab: int) -> torch.Tensor:
     """X = -log2((1 - alpha) p(target) + alpha / V), bits: (M,) -> (A, M)."""
     a = torch.tensor(alphas, dtype=logp_target.dtype).unsqueeze(1)  # (A, 1)
     return -torch.log2((1.0 - a) * logp_target.exp() + a / vocab)  # (A, M)
@@ -163,7 +163,7 @@ def score_logits(logits, targets, alphas: Sequence[float], *, vocab: int | None 
     if not 0 <= int(targets.min()) <= int(targets.max()) < vocab:
         raise BoundError(f"Targets must lie in [0, {vocab}); got [{int(targets.min())}, {int(targets.max())}].")
     logp = torch.log_softmax(logits, dim=-1)  # (R*M, V)
-    x = _smoothed_loss(logp.gather(-1, targets.unsqueeze(-1)).squeeze(-1), alphas, vocab)  # (A, R*M)
+    x = smoothed_loss(logp.gather(-1, targets.unsqueeze(-1)).squeeze(-1), alphas, vocab)  # (A, R*M)
     log_range = torch.tensor([math.log2(vocab / a) for a in alphas]).unsqueeze(1)  # (A, 1)
     xi = (_smoothed_entropy(logp.exp(), alphas) - x) / log_range  # (A, R*M)
     errors = {}
@@ -197,7 +197,7 @@ def score_nll(nll, alphas: Sequence[float], vocab: int, *, mask=None) -> Scores:
         nll = torch.where(keep, nll, 0.0)  # padding may hold anything
     if not torch.isfinite(nll).all() or (nll < 0).any():
         raise BoundError("Per-token losses -ln p(target) must be finite and non-negative.")
-    x = _smoothed_loss(-nll.reshape(-1), alphas, int(vocab)).view(len(alphas), R, -1)  # (A, R, M)
+    x = smoothed_loss(-nll.reshape(-1), alphas, int(vocab)).view(len(alphas), R, -1)  # (A, R, M)
     return Scores(alphas, int(vocab), _unit_mean(x, keep), np.ones((len(alphas), R)), _extremes(x, keep),
                   np.full(R, nll.size(1)) if keep is None else keep.sum(1).numpy())
 
