@@ -204,6 +204,7 @@ def _quantize(model, data, config: RunConfig, continuous: dict, levels: int | No
     record = {"steps": b.qat_steps, "lr": b.qat_lr, "batch_size": b.qat_batch_size, "seed": b.seed,
               "tensors": list(result.quantized), "seconds": round(result.seconds, 2),
               "levels_after": {n: int(q.codebook.size) for n, q in result.quantized.items()},
+              "codebooks": result.codebooks,  # per tensor: trained or fixed, changed, levels before/after
               "first_step_loss_bpt": result.losses[0] / LN2, "last_step_loss_bpt": result.losses[-1] / LN2}
     return Compression(result.quantized, plain, levels, qat=record)
 

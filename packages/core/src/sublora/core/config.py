@@ -124,7 +124,7 @@ class BoundSettings(Section):
                                "candidate is scored on to estimate its bound.")
     qat_steps: int = Field(100, ge=0, description="Quantization-aware fine-tuning steps after quantizing (0 = off): "
                            "w and the codebook are trained through the rounding (straight-through) on training "
-                           "batches, then re-quantized.")
+                           "batches, then re-quantized; a quantizer that declares fixed_codebook keeps its codebook.")
     qat_lr: float = Field(1e-4, gt=0, description="Adam learning rate of the quantization-aware fine-tuning.")
     qat_batch_size: int = Field(16, ge=1, description="Training sequences per quantization-aware fine-tuning step.")
     quantizer_options: dict[str, Any] = Field(default_factory=dict)
