@@ -80,6 +80,18 @@ class _Extremes:
             self.value[:, 1] = np.maximum(self.value[:, 1], x.amax(dim=1).double().numpy())
 
 
+def token_draw(total_blocks: int, max_blocks: int | None, seed: int) -> np.ndarray:
+    """The blocks the token-level evidence scores: all once, or ``max_blocks`` uniform draws with replacement."""
+    if max_blocks is not None and max_blocks < total_blocks:
+        return np.random.default_rng(seed).integers(0, total_blocks, size=max_blocks)
+    return np.arange(total_blocks)
+
+
+def document_draw(n_documents: int, samples: int, seed: int) -> np.ndarray:
+    """The documents the document-level evidence scores: ``samples`` uniform draws with replacement."""
+    return np.random.default_rng(seed).integers(0, n_documents, size=samples)
+
+
 def _rows_per_chunk(block_size: int, vocab: int, batch_size: int) -> int:
     return max(1, min(batch_size, _MAX_LOGIT_ELEMENTS // max(block_size * vocab, 1)))
 
@@ -101,12 +113,7 @@ def score_token_blocks(model, tokens: np.ndarray, block_size: int, alphas: Seque
     if total_blocks < 1:
         raise ValueError(f"the training stream ({len(tokens)} tokens) is shorter than one block of {block_size}")
     sampled = max_blocks is not None and max_blocks < total_blocks
-    if _indices is not None:
-        indices = np.asarray(_indices)
-    elif sampled:
-        indices = np.random.default_rng(seed).integers(0, total_blocks, size=max_blocks)
-    else:
-        indices = np.arange(total_blocks)
+    indices = np.asarray(_indices) if _indices is not None else token_draw(total_blocks, max_blocks, seed)
     model.eval()
     theta = model.flat_params()
     vocab = vocab or model_outputs(model)
@@ -145,7 +152,8 @@ def _document_windows(length: int, block_size: int, stride: int) -> list[tuple[i
 def score_documents(model, tokens: np.ndarray, starts: np.ndarray, ends: np.ndarray, eot_id: int,
                     block_size: int, stride: int, alphas: Sequence[float], topk: Sequence[int],
                     samples: int, seed: int, batch_size: int = 32,
-                    progress: Callable[[int, int], None] | None = None, vocab: int | None = None) -> DocumentEvidence:
+                    progress: Callable[[int, int], None] | None = None, vocab: int | None = None,
+                    _indices: np.ndarray | None = None) -> DocumentEvidence:
     """Document-level evidence on ``samples`` documents drawn uniformly with replacement.
 
     Windows of many documents share each forward batch (a document of a few
@@ -153,13 +161,14 @@ def score_documents(model, tokens: np.ndarray, starts: np.ndarray, ends: np.ndar
     right-padded to its first window carries little padding: GPT-2 is causal, so
     padding never changes the logits of real positions, and padded or
     already-scored positions are masked out before any statistic. A document
-    drawn twice is scored once.
+    drawn twice is scored once. ``_indices`` scores given documents instead of drawing (verification).
     """
     N = len(starts)
     if N < 1:
         raise ValueError("no training documents to sample from")
     stride = max(1, min(stride, block_size))
-    indices = np.random.default_rng(seed).integers(0, N, size=samples)
+    indices = np.asarray(_indices, dtype=np.int64) if _indices is not None else document_draw(N, samples, seed)
+    samples = len(indices)
     docs, slot = np.unique(indices, return_inverse=True)  # distinct documents; sample i is docs[slot[i]]
     lengths = (np.asarray(ends) - np.asarray(starts))[docs].astype(np.int64)
     if (lengths < 1).any():

@@ -18,6 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
+from sublora.bounds.evaluate import document_draw, token_draw
 from sublora.core.bound import Evidence
 from sublora.core.config import RunConfig
 from sublora.core.errors import VerificationError
@@ -26,18 +28,6 @@ QUICK_BLOCKS = 16
 QUICK_DOCUMENTS = 4
 ATOL = 1e-4
 RTOL = 1e-5
-
-
-def token_draw(total_blocks: int, max_blocks: int | None, seed: int) -> np.ndarray:
-    """The blocks ``score_token_blocks`` scores: all once, or ``max_blocks`` uniform draws with replacement."""
-    if max_blocks is not None and max_blocks < total_blocks:
-        return np.random.default_rng(seed).integers(0, total_blocks, size=max_blocks)
-    return np.arange(total_blocks)
-
-
-def document_draw(n_documents: int, samples: int, seed: int) -> np.ndarray:
-    """The documents ``score_documents`` scores: ``samples`` uniform draws with replacement."""
-    return np.random.default_rng(seed).integers(0, n_documents, size=samples)
 
 
 def _shape(name: str, array: np.ndarray, shape: tuple[int, ...]) -> None:
@@ -183,17 +173,18 @@ def rescore(model, data, config: RunConfig, evidence: Evidence, choice: Choice) 
     stride = b.doc_stride or config.model.block_size
     indices, ks = np.asarray(d.indices), tuple(sorted(d.topk_error))
     seen = []
-    for doc in choice.documents:
-        one = slice(int(doc), int(doc) + 1)  # a corpus of this one document: its only draw is itself
-        again = score_documents(model, data.train, starts[one], ends[one], data.eot_id, config.model.block_size,
-                                stride, evidence.alphas, ks, 1, seed=0, batch_size=b.batch_size, vocab=V)
-        for i in np.flatnonzero(indices == doc):  # every draw of the document carries the same scores
-            claimed = [d.bpd[:, i]] + [d.topk_error[k][i:i + 1] for k in ks]
-            new = [again.bpd[:, 0]] + [again.topk_error[k] for k in ks]
-            if any(len(_bad_columns(x, y)) for x, y in zip(new, claimed)):
-                raise VerificationError(f"Re-scoring the decoded model does not reproduce the certified scores of "
-                                        f"training document {int(doc)} (sample {int(i)}): the evidence is not this "
-                                        "model's.")
-        if getattr(again, "loss_extremes", None) is not None:
+    if len(choice.documents):  # the chosen documents in one batched pass, in choice order
+        again = score_documents(model, data.train, starts, ends, data.eot_id, config.model.block_size, stride,
+                                evidence.alphas, ks, len(choice.documents), seed=0, batch_size=b.batch_size, vocab=V,
+                                _indices=np.asarray(choice.documents))
+        for j, doc in enumerate(choice.documents):
+            for i in np.flatnonzero(indices == doc):  # every draw of the document carries the same scores
+                claimed = [d.bpd[:, i]] + [d.topk_error[k][i:i + 1] for k in ks]
+                new = [again.bpd[:, j]] + [again.topk_error[k][j:j + 1] for k in ks]
+                if any(len(_bad_columns(x, y)) for x, y in zip(new, claimed)):
+                    raise VerificationError(f"Re-scoring the decoded model does not reproduce the certified scores of "
+                                            f"training document {int(doc)} (sample {int(i)}): the evidence is not "
+                                            "this model's.")
+        if again.loss_extremes is not None:
             seen.append(again.loss_extremes)
     _check_extremes("document-level", getattr(d, "loss_extremes", None), seen, choice.everything)
