@@ -98,6 +98,43 @@ def headline_bound(config: RunConfig, evidence: Evidence, complexity: Complexity
     return headline(estimators(config), evidence, complexity, delta, config.bound.headline_target)
 
 
+def certificate_fields(config: RunConfig, model, data, quantized: dict[str, QuantizedVector], code_bits: int,
+                       evidence: Evidence, attempts: dict[str, Any]) -> dict[str, Any]:
+    """Every certificate field that follows from the compressed file, the settings, the evidence and the
+    attempts ledger: what ``certify`` writes and ``verify`` recomputes, from this one function.
+
+    ``model`` holds the quantized values (its projector report is the certified model's); ``attempts``
+    (``sublora.bounds.attempts.summary``) fixes the delta of every bound: bound.delta / k.
+    """
+    delta = attempts["delta_per_attempt"]
+    complexity = complexity_for(config, code_bits)
+    t, d = evidence.tokens, evidence.documents
+    return {
+        "code_bits": code_bits,
+        "prefix_bits": complexity.prefix_bits,
+        "extra_bits": complexity.extra_bits,
+        "extra_breakdown": complexity.extra_breakdown,
+        "total_bits": complexity.total_bits,
+        "hypothesis": {name: {"length": int(q.symbols.size), "levels": int(q.codebook.size),
+                              "codebook": [float(c) for c in q.codebook], "values_sha256": sha256_array(q.values)}
+                       for name, q in quantized.items()},
+        "projector_report": model.projector.report(),  # of the certified (quantized) model, e.g. learned gates
+        "d": int(quantized["w"].symbols.size),
+        "D": model.D,
+        "vocab_size": evidence.vocab_size,
+        "vocab": vocab_record(model, data, config),
+        "evaluation": {
+            "token_level": {"n": t.n, "block_size": t.block_size, "blocks_evaluated": t.blocks,
+                            "total_blocks": t.total_blocks, "sampled": t.sampled, "seed": config.bound.seed},
+            "document_level": {"N": d.N, "n": d.n, "tokens_scored": d.tokens_scored, "seed": config.bound.seed + 1,
+                               "sampled_indices": [int(i) for i in d.indices]},
+        },
+        "searches": {"attempts": attempts},  # k sets the delta of every bound
+        "bounds": compute_bounds(config, evidence, complexity, delta),
+        "headline": headline_bound(config, evidence, complexity, delta),
+    }
+
+
 def _save_evidence(path: Path, evidence: Evidence) -> None:
     arrays: dict[str, np.ndarray] = {"alphas": np.asarray(evidence.alphas), "vocab_size": np.asarray(evidence.vocab_size)}
     if evidence.tokens is not None:
@@ -352,19 +389,15 @@ def certify(run_dir: str | Path, progress: ProgressFactory | None = None, force:
 
         # 2. score the quantized model and compute every bound, at delta / k for k attempts on this run
         attempts = record_attempt(rd.root, config.bound)
-        delta = attempts["delta_per_attempt"]
         evidence = _collect_evidence(model, data, config, vocab["V"], progress)
         _save_evidence(tmp_evidence, evidence)
-        complexity = complexity_for(config, code_bits)
-        bounds = compute_bounds(config, evidence, complexity, delta)
-        headline = headline_bound(config, evidence, complexity, delta)
+        fields = certificate_fields(config, model, data, quantized, code_bits, evidence, attempts)
         tmp_model.replace(rd.compressed)
         tmp_evidence.replace(rd.root / "evidence.npz")
     finally:
         tmp_model.unlink(missing_ok=True)
         tmp_evidence.unlink(missing_ok=True)
 
-    w = quantized["w"]
     certificate = {
         "format": FORMAT,
         "run": {"config_sha256": manifest.get("config_sha256"), "checkpoint": str(rd.best.relative_to(rd.root)),
@@ -373,29 +406,9 @@ def certify(run_dir: str | Path, progress: ProgressFactory | None = None, force:
         "bound_settings": config.bound.model_dump(mode="json"),
         "compressed_file": rd.compressed.name,
         "compressed_sha256": file_sha256(rd.compressed),
-        "code_bits": code_bits,
-        "prefix_bits": complexity.prefix_bits,
-        "extra_bits": complexity.extra_bits,
-        "extra_breakdown": complexity.extra_breakdown,
-        "total_bits": complexity.total_bits,
-        "hypothesis": {name: {"length": int(q.symbols.size), "levels": int(q.codebook.size),
-                              "codebook": [float(c) for c in q.codebook], "values_sha256": sha256_array(q.values)}
-                       for name, q in quantized.items()},
-        "projector_report": model.projector.report(),  # of the certified (quantized) model, e.g. learned gates
-        "d": int(w.symbols.size),
-        "D": model.D,
-        "vocab_size": vocab["V"],
-        "vocab": vocab,
         "evidence_file": "evidence.npz",
         "evidence_sha256": file_sha256(rd.root / "evidence.npz"),
-        "evaluation": {
-            "token_level": {"n": evidence.tokens.n, "block_size": evidence.tokens.block_size,
-                            "blocks_evaluated": evidence.tokens.blocks, "total_blocks": evidence.tokens.total_blocks,
-                            "sampled": evidence.tokens.sampled, "seed": config.bound.seed},
-            "document_level": {"N": evidence.documents.N, "n": evidence.documents.n,
-                               "tokens_scored": evidence.documents.tokens_scored, "seed": config.bound.seed + 1,
-                               "sampled_indices": [int(i) for i in evidence.documents.indices]},
-        },
+        **fields,
         "losses_bits_per_token": {
             "unquantized_train": unquantized["train_bpt"], "unquantized_val": unquantized["val_bpt"],
             "quantized_train": quantized_loss["train_bpt"], "quantized_val": quantized_loss["val_bpt"],
@@ -406,16 +419,15 @@ def certify(run_dir: str | Path, progress: ProgressFactory | None = None, force:
         "searches": {  # every choice made after seeing the data, what was tried and what it costs
             "hyperparameters": {"bits": config.bound.hyper_bits, "covers": config.bound.hyper_bits_cover,
                                 "rule": "asserted by the user (bound.hyper_bits, bound.hyper_bits_cover)"},
-            "alpha_grid": {"bits": complexity.extra_breakdown["alpha_grid"], "candidates": list(config.bound.alphas),
+            "alpha_grid": {"bits": fields["extra_breakdown"]["alpha_grid"], "candidates": list(config.bound.alphas),
                            "rule": "each estimator reports its smallest bound over the grid: log2 |A| bits in the "
                                    "complexity and delta / |A| in every subsample term"},
             "levels": compression.levels_search,
-            "attempts": attempts,
+            **fields["searches"],
         },
-        "bounds": bounds,
-        "headline": headline,
         "seconds": round(time.perf_counter() - t0, 2),
     }
+    headline = certificate["headline"]
     write_json(rd.certificate, certificate)
     manifest = read_json(rd.manifest)
     manifest["status"] = "bounded"

@@ -28,9 +28,8 @@ from sublora.bounds.certify import (
     FORMAT,
     _coder,
     _load_quantized,
+    certificate_fields,
     complexity_for,
-    compute_bounds,
-    headline_bound,
     load_evidence,
     sha256_array,
     vocab_record,
@@ -112,7 +111,8 @@ def _refuse_differences(expected: dict[str, Any], cert: dict[str, Any], what: st
 
 def derived_fields(config: RunConfig, model, data, decoded: dict, code_bits: int, evidence,
                    model_dir: Path) -> dict[str, Any]:
-    """Every certificate field that follows from the compressed file, the settings and the evidence.
+    """Every certificate field that follows from the compressed file, the settings, the evidence and the
+    ledger: certify's own ``certificate_fields`` with the attempts the ledger holds now.
 
     ``model`` holds the decoded values (its projector report is the certified model's).
     """
@@ -127,35 +127,7 @@ def derived_fields(config: RunConfig, model, data, decoded: dict, code_bits: int
         raise VerificationError(f"{Path(model_dir) / LEDGER} is missing or empty: the ledger of certification "
                                 "attempts fixes the delta of every bound.", hint="Restore it; it is append-only.")
     attempts = summary(Path(model_dir), config.bound)  # k distinct settings tried: every bound at delta / k
-    delta = attempts["delta_per_attempt"]
-    complexity = complexity_for(config, code_bits)
-    vocab = vocab_record(model, data, config)
-    bounds = compute_bounds(config, evidence, complexity, delta)
-    t, d = evidence.tokens, evidence.documents
-    return {
-        "code_bits": code_bits,
-        "prefix_bits": complexity.prefix_bits,
-        "extra_bits": complexity.extra_bits,
-        "extra_breakdown": complexity.extra_breakdown,
-        "total_bits": complexity.total_bits,
-        "hypothesis": {name: {"length": int(q.symbols.size), "levels": int(q.codebook.size),
-                              "codebook": [float(c) for c in q.codebook], "values_sha256": sha256_array(q.values)}
-                       for name, q in decoded.items()},
-        "projector_report": model.projector.report(),
-        "d": int(decoded["w"].symbols.size),
-        "D": model.D,
-        "vocab_size": vocab["V"],
-        "vocab": vocab,
-        "evaluation": {
-            "token_level": {"n": t.n, "block_size": t.block_size, "blocks_evaluated": t.blocks,
-                            "total_blocks": t.total_blocks, "sampled": t.sampled, "seed": config.bound.seed},
-            "document_level": {"N": d.N, "n": d.n, "tokens_scored": d.tokens_scored, "seed": config.bound.seed + 1,
-                               "sampled_indices": [int(i) for i in d.indices]},
-        },
-        "searches": {"attempts": attempts},  # before the bounds: k sets the delta of every one
-        "bounds": bounds,
-        "headline": headline_bound(config, evidence, complexity, delta),
-    }
+    return certificate_fields(config, model, data, decoded, code_bits, evidence, attempts)
 
 
 def _read_certificate(rd: RunDir) -> dict[str, Any]:
