@@ -11,12 +11,14 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from sublora.core.component import ComponentConfig
+
+if TYPE_CHECKING:  # numpy only in annotations: importing the interface (as `sublora plugins` does) stays cheap
+    import numpy as np
 
 
 class BoundConfig(ComponentConfig):

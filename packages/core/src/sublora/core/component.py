@@ -9,6 +9,7 @@ mapping, and it keeps ``sublora plugins`` fast.
 
 from __future__ import annotations
 
+import difflib
 import importlib
 from typing import Any, ClassVar
 
@@ -53,8 +54,7 @@ class ComponentConfig(BaseModel):
         if self.variant is None and self.default_variant is not None:
             object.__setattr__(self, "variant", self.default_variant)
         if self.variant is not None and self.variant not in self.variants:
-            allowed = ", ".join(self.variants) if self.variants else "none"
-            raise ValueError(f"unknown variant {self.variant!r}; allowed variants: {allowed}")
+            raise ValueError(unknown_variant_message(self.variant, self.variants))
         return self
 
     @property
@@ -70,6 +70,14 @@ class ComponentConfig(BaseModel):
     def build(self, *args: Any, **kwargs: Any) -> Any:
         """Instantiate the implementation with this config as first argument."""
         return self.implementation_class()(self, *args, **kwargs)
+
+
+def unknown_variant_message(variant: str, variants: tuple[str, ...]) -> str:
+    """'unknown variant 'qrr'; did you mean 'qr'? allowed variants: qr' (the suggestion only when one is close)."""
+    close = difflib.get_close_matches(variant, list(variants), n=1)
+    suggestion = f"; did you mean {close[0]!r}?" if close else ";"
+    allowed = ", ".join(variants) if variants else "none"
+    return f"unknown variant {variant!r}{suggestion} allowed variants: {allowed}"
 
 
 def validation_message(exc: Exception, prefix: str = "") -> str:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
-import numpy as np
 from pydantic import Field
 
 from sublora.core.component import ComponentConfig
+
+if TYPE_CHECKING:  # numpy is imported where it is used, so importing the config (`sublora plugins`) stays cheap
+    import numpy as np
 
 
 class QuantizerConfig(ComponentConfig):
@@ -39,6 +41,8 @@ class QuantizedVector:
 
     @property
     def values(self) -> np.ndarray:
+        import numpy as np
+
         return self.codebook.astype(np.float32)[self.symbols]
 
 
@@ -53,6 +57,8 @@ class Quantizer(ABC):
         """Return up to ``levels`` centroids (float) for ``values``; deterministic given seed."""
 
     def quantize(self, values: np.ndarray, seed: int = 0) -> QuantizedVector:
+        import numpy as np
+
         values = np.asarray(values, dtype=np.float64).ravel()
         centroids = np.asarray(self.fit(values, seed), dtype=np.float64)
         codebook = np.unique(centroids.astype(np.float16))  # fp16 is what the file stores
@@ -66,6 +72,8 @@ class Quantizer(ABC):
 
 def nearest(values: np.ndarray, centroids: np.ndarray) -> np.ndarray:
     """Index of the nearest centroid (centroids sorted ascending); ties go to the lower one."""
+    import numpy as np
+
     idx = np.clip(np.searchsorted(centroids, values), 1, max(len(centroids) - 1, 1))
     if len(centroids) == 1:
         return np.zeros(values.shape, dtype=np.int64)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import ClassVar
-
-import numpy as np
+from typing import TYPE_CHECKING, ClassVar
 
 from sublora.core.component import ComponentConfig
+
+if TYPE_CHECKING:  # numpy only in annotations: importing the interface (as `sublora plugins` does) stays cheap
+    import numpy as np
 
 
 class TokenizerConfig(ComponentConfig):
