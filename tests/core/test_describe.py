@@ -38,8 +38,8 @@ def test_the_default_variant_is_shown_when_none_is_asked_for():
 
 
 def test_literal_and_optional_types_and_field_validators_are_readable():
-    (occam,) = describe("occam", kind="bound")  # the example plugin
-    subsample = {o.name: o for o in occam.options}["subsample_bound"]
+    (subsampling,) = describe("subsampling", kind="bound")
+    subsample = {o.name: o for o in subsampling.options}["subsample_bound"]
     assert subsample.type == "'hoeffding' | 'bernstein'" and subsample.default == "hoeffding"
     dense = {o.name: o for o in describe("dense")[0].options}
     assert dense["chunk_size"].type == "int | None" and dense["chunk_size"].default is None
@@ -49,10 +49,41 @@ def test_literal_and_optional_types_and_field_validators_are_readable():
     assert any(c.startswith("checked by ") for c in shortest["candidates"].constraints)
 
 
-def test_class_settings_of_a_kind_are_shown():
-    (grid,) = describe("grid")
-    assert grid.entry.distribution == "sublora-example-plugins"
-    assert grid.settings == {"fixed_codebook": True}
+def test_a_plugin_is_described_from_its_config_alone(monkeypatch):
+    """A third-party config (registered like any plugin): its class settings, required options and checks."""
+    import sys
+    import types
+    from importlib import metadata
+    from typing import ClassVar
+
+    from pydantic import Field, model_validator
+
+    from sublora.core.quantizer import QuantizerConfig
+
+    class GridLike(QuantizerConfig):
+        description: ClassVar[str] = "An evenly spaced grid."
+        fixed_codebook: ClassVar[bool] = True
+        span: float = Field(gt=0, description="Half-width of the grid.")
+
+        @model_validator(mode="after")
+        def _span_fits_levels(self) -> "GridLike":
+            return self
+
+    module = types.ModuleType("gridlike_plugin_xyz")
+    module.GridLike = GridLike
+    monkeypatch.setitem(sys.modules, "gridlike_plugin_xyz", module)
+    real = [ep for group in reg.KINDS.values() for ep in metadata.entry_points(group=group)]
+    ep = metadata.EntryPoint("gridlike", "gridlike_plugin_xyz:GridLike", "sublora.quantizers")
+    every = metadata.EntryPoints([*real, ep])
+    monkeypatch.setattr(metadata, "entry_points", lambda **params: every.select(**params) if params else every)
+    reg.refresh()
+    (info,) = describe("gridlike")
+    assert info.entry.kind == "quantizer" and info.description == "An evenly spaced grid."
+    assert info.settings == {"fixed_codebook": True}
+    assert info.checks == ("span_fits_levels",)
+    options = {o.name: o for o in info.options}
+    assert options["span"].required and options["span"].default is None and options["span"].constraints == ("> 0",)
+    assert options["levels"].default == 11  # inherited from QuantizerConfig
     (uniform,) = describe("uniform")
     assert uniform.settings == {"fixed_codebook": False}
 

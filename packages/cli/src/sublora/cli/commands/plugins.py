@@ -170,16 +170,12 @@ def _print_detail(info: Any) -> None:
 
 
 def _default_text(value: Any) -> str:
-    try:
-        return json.dumps(_jsonable(value))
-    except (TypeError, ValueError):
-        return repr(value)
+    return json.dumps(_jsonable(value))
 
 
 def _jsonable(value: Any) -> Any:
-    from pydantic_core import to_jsonable_python
-
-    return to_jsonable_python(value, fallback=repr)
+    """As written in a YAML/JSON config; what JSON cannot hold is shown by its repr."""
+    return json.loads(json.dumps(value, default=repr))
 
 
 def _as_json(info: Any) -> dict[str, Any]:
