@@ -1,10 +1,24 @@
-"""nox sessions: each package's tests with only that package's declared dependencies.
+"""nox sessions: each test directory in a fresh venv, installed from the packages' own metadata.
 
-    nox -s core projectors bounds cli plugin   # one fresh venv per package
-    nox -s all                                 # everything together, as CI does
+    pip install nox
+    nox -s core projectors bounds plugin cli    # one fresh venv per session
+    nox -s all                                   # everything together, as CI does
+    nox -s cli -- -m "not slow"                  # pytest arguments after --
 
-Installing torch in each venv uses this machine's local CPU wheel (torch==2.13.0);
-elsewhere set TORCH_SPEC.
+Each session installs the package under test with its ``test`` extra (plus ``plots`` for
+sublora-bounds), so a dependency that a package uses but does not declare fails here. Most test
+directories also exercise sibling sublora packages (a training run needs a projector, a bound
+needs a quantizer); those siblings are installed next to it, as listed per session:
+
+    session      tests                    installs
+    core         tests/core               core[hf,test], projectors, bounds  (tests train with rdkron, check bound names)
+    projectors   tests/projectors         core, projectors[test]             (no other sublora package)
+    bounds       tests/bounds             core, projectors, bounds[plots,test], cli  (runs train; test_verify calls the CLI)
+    plugin       plugins_example/tests    core, bounds, plugins_example[test]        (what a third-party plugin needs)
+    cli          tests/cli, tests/e2e     everything
+    all          every test               everything
+
+torch comes from this machine's local CPU wheel (torch==2.13.0); elsewhere set TORCH_SPEC.
 """
 
 from __future__ import annotations
@@ -15,44 +29,46 @@ import nox
 
 nox.options.sessions = ["all"]
 TORCH = os.environ.get("TORCH_SPEC", "torch==2.13.0")
+EVERYTHING = ("packages/core[hf,test]", "packages/projectors[test]", "packages/bounds[plots,test]",
+              "packages/cli[test]", "plugins_example[test]")
 
 
 def _install(session: nox.Session, *paths: str) -> None:
     session.install(TORCH)
-    session.install("pytest>=8", *[arg for p in paths for arg in ("-e", p)])
+    session.install(*[arg for p in paths for arg in ("-e", p)])
 
 
 @nox.session
 def core(session: nox.Session) -> None:
-    _install(session, "packages/core[hf]")
+    _install(session, "packages/core[hf,test]", "packages/projectors", "packages/bounds")
     session.run("pytest", "-q", "tests/core", *session.posargs)
 
 
 @nox.session
 def projectors(session: nox.Session) -> None:
-    _install(session, "packages/core", "packages/projectors")
+    _install(session, "packages/core", "packages/projectors[test]")
     session.run("pytest", "-q", "tests/projectors", *session.posargs)
 
 
 @nox.session
 def bounds(session: nox.Session) -> None:
-    _install(session, "packages/core", "packages/bounds")
+    _install(session, "packages/core", "packages/projectors", "packages/bounds[plots,test]", "packages/cli")
     session.run("pytest", "-q", "tests/bounds", *session.posargs)
 
 
 @nox.session
 def plugin(session: nox.Session) -> None:
-    _install(session, "packages/core", "packages/bounds", "plugins_example")  # the estimator uses sublora.bounds
+    _install(session, "packages/core", "packages/bounds", "plugins_example[test]")
     session.run("pytest", "-q", "plugins_example/tests", *session.posargs)
 
 
 @nox.session
 def cli(session: nox.Session) -> None:
-    _install(session, "packages/core[hf]", "packages/projectors", "packages/bounds", "packages/cli", "plugins_example")
+    _install(session, *EVERYTHING)
     session.run("pytest", "-q", "tests/cli", "tests/e2e", *session.posargs)
 
 
 @nox.session
 def all(session: nox.Session) -> None:  # noqa: A001 - the session's name
-    _install(session, "packages/core[hf]", "packages/projectors", "packages/bounds", "packages/cli", "plugins_example")
+    _install(session, *EVERYTHING)
     session.run("pytest", "-q", *session.posargs)

@@ -13,11 +13,12 @@ fi
 PIP=(.venv/bin/python -m pip install --disable-pip-version-check -q)
 "${PIP[@]}" --upgrade pip
 .venv/bin/python -c "import torch" 2>/dev/null || "${PIP[@]}" "$TORCH_SPEC"
+# Each package declares what it uses; the `test` extras add what the test suite needs (pytest,
+# scipy) and sublora-cli pulls in sublora-bounds[plots] (matplotlib, for `sublora analyze`).
 "${PIP[@]}" \
-    -e "packages/core[hf]" \
-    -e packages/projectors \
-    -e packages/bounds \
-    -e packages/cli \
-    -e plugins_example \
-    "pytest>=8" "matplotlib>=3.7"
+    -e "packages/core[hf,test]" \
+    -e "packages/projectors[test]" \
+    -e "packages/bounds[plots,test]" \
+    -e "packages/cli[test]" \
+    -e "plugins_example[test]"
 echo "sublora installed in .venv: try .venv/bin/sublora --help"

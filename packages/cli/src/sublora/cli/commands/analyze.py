@@ -23,6 +23,8 @@ def analyze(
     from sublora.bounds.analysis import collect, summarize, write_tables
     from sublora.core.errors import RunDirError
 
+    if plots:
+        _check_matplotlib()
     records = collect(results, bound=bound)
     if not records:
         raise RunDirError(f"No run with a certificate under {results}.",
@@ -49,3 +51,14 @@ def analyze(
     out.print(f"wrote {len(written)} files to {target}:", highlight=False)
     for path in written:
         out.print(f"  {path.name}", highlight=False)
+
+
+def _check_matplotlib() -> None:
+    """Fail before any work when the figures cannot be drawn (matplotlib comes with sublora-bounds[plots])."""
+    import importlib.util
+
+    from sublora.core.errors import SubloraError
+
+    if importlib.util.find_spec("matplotlib") is None:
+        raise SubloraError("The figures need matplotlib, which is not installed.",
+                           hint="pip install 'sublora-bounds[plots]', or pass --no-plots for the tables alone.")
