@@ -16,26 +16,39 @@ def _fmt(value: float, units: str) -> str:
 
 
 def print_certificate(cert: dict[str, Any], title: str = "Generalization bounds") -> None:
-    table = Table(title=f"{title} (each holds with probability >= {1 - cert['bound_settings']['delta']:.2f})",
-                  title_justify="left")
+    attempts = (cert.get("searches") or {}).get("attempts") or {}
+    delta = attempts.get("delta_per_attempt", cert["bound_settings"]["delta"])
+    table = Table(title=f"{title} (each holds with probability >= {1 - delta:.3g})", title_justify="left")
     for col, justify in (("bound", "left"), ("estimator", "left"), ("empirical", "right"), ("bound value", "right"),
                          ("random guess", "right"), ("units", "left"), ("alpha", "right"), ("status", "left")):
         table.add_column(col, justify=justify)
+    assumed = []
     for b in cert["bounds"]:
         # Derived, never read: a hand-edited "vacuous" must not relabel a bound.
         status = "[red]VACUOUS[/]" if b["value"] >= b["random_guess"] else "[green]non-vacuous[/]"
+        if b.get("assumptions"):  # printed next to the value: the number rests on them
+            status += f" [yellow]if ({len(assumed) + 1})[/]"
+            assumed.append((b["name"], b["assumptions"]))
         alpha = b["inputs"].get("alpha")
         table.add_row(b["name"], b["estimator"], _fmt(b["empirical"], b["units"]), _fmt(b["value"], b["units"]),
                       _fmt(b["random_guess"], b["units"]), b["units"], "-" if alpha is None else f"{alpha:g}", status)
     out.print(table)
-    head = cert.get("headline")
-    if head:
+    for i, (name, assumptions) in enumerate(assumed, 1):
+        out.print(f"[yellow]({i})[/] {name} holds only if: {'; '.join(assumptions)}", highlight=False)
+    if attempts.get("k", 1) > 1:
+        out.print(f"certified {attempts['k']} times with different settings (bound_attempts.jsonl): every bound "
+                  f"at delta = {cert['bound_settings']['delta']:g} / {attempts['k']}", highlight=False)
+    head = cert.get("headline") or {}
+    if head.get("value") is not None:
         out.print(
-            f"headline: {head['name']} <= [bold]{head['value']:.4f}[/] bits/token (random guess {head['random_guess']:.3f}), "
-            f"valid with probability >= {1 - head['delta']:.2f} for being the smallest of {head['candidates']} "
-            f"(each recomputed at delta = {head['delta_each']:.3g})",
+            f"headline ({head.get('target', 'bits/token')}): {head['name']} <= [bold]{head['value']:.4f}[/] bits/token "
+            f"at alpha {head.get('alpha')} (random guess {head['random_guess']:.3f}), valid with probability >= "
+            f"{1 - head['delta']:.3g} for being the smallest of {head['candidates']} (each recomputed at "
+            f"delta = {head['delta_each']:.3g})",
             highlight=False,
         )
+    elif head:
+        out.print(f"headline: none ({head.get('note')})", highlight=False)
     losses = cert["losses_bits_per_token"]
     out.print(
         f"model: d={cert['d']:,} in D={cert['D']:,}; compressed {cert['compressed_file']} = {cert['code_bits']:,} bits "
