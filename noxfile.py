@@ -11,7 +11,8 @@ directories also exercise sibling sublora packages (a training run needs a proje
 needs a quantizer); those siblings are installed next to it, as listed per session:
 
     session      tests                    installs
-    core         tests/core               core[hf,test], projectors, bounds  (tests train with rdkron, check bound names)
+    core         tests/core               core[hf,test], projectors, bounds, cli  (tests train with rdkron, check
+                                          bound names, and a few run `sublora` on a bad config)
     projectors   tests/projectors         core, projectors[test]             (no other sublora package)
     bounds       tests/bounds             core, projectors, bounds[plots,test], cli  (runs train; test_verify calls the CLI)
     plugin       plugins_example/tests    core, bounds, plugins_example[test]        (what a third-party plugin needs)
@@ -40,7 +41,7 @@ def _install(session: nox.Session, *paths: str) -> None:
 
 @nox.session
 def core(session: nox.Session) -> None:
-    _install(session, "packages/core[hf,test]", "packages/projectors", "packages/bounds")
+    _install(session, "packages/core[hf,test]", "packages/projectors", "packages/bounds", "packages/cli")
     session.run("pytest", "-q", "tests/core", *session.posargs)
 
 
