@@ -54,3 +54,12 @@ class VerificationError(SubloraError, ValueError):
 
 class BoundError(SubloraError, ValueError):
     """A bound was asked for with inputs it cannot certify (bad delta, alpha, n...)."""
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped a command after it saved its work; the message says where the run stands."""
+
+    def __init__(self, message: str, step: int | None = None):
+        super().__init__(message)
+        self.message = message
+        self.step = step

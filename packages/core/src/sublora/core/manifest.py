@@ -49,6 +49,33 @@ def config_hash(config: RunConfig, exclude: dict[str, set[str]] | None = None) -
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
+def config_diff(old: RunConfig, new: RunConfig, exclude: dict[str, Any] | None = None) -> list[tuple[str, Any, Any]]:
+    """The dotted fields where two configs differ, as (field, old value, new value), minus ``exclude``.
+
+    ``exclude`` has the shape of config_hash's: {section: True} drops a section, {section: {field, ...}} fields.
+    """
+    a, b = old.model_dump(mode="json", exclude=exclude), new.model_dump(mode="json", exclude=exclude)
+    out: list[tuple[str, Any, Any]] = []
+
+    def walk(prefix: str, x: Any, y: Any) -> None:
+        if isinstance(x, dict) and isinstance(y, dict):
+            for key in list(x) + [k for k in y if k not in x]:
+                walk(f"{prefix}.{key}" if prefix else str(key), x.get(key), y.get(key))
+        elif x != y:
+            out.append((prefix, x, y))
+
+    walk("", a, b)
+    return out
+
+
+def describe_diff(diff: list[tuple[str, Any, Any]], limit: int = 6) -> str:
+    """'train.lr 0.005 -> 0.001, model.preset tiny -> mini' (at most ``limit``, then 'and N more')."""
+    parts = [f"{k} {json.dumps(a)} -> {json.dumps(b)}" for k, a, b in diff[:limit]]
+    if len(diff) > limit:
+        parts.append(f"and {len(diff) - limit} more")
+    return ", ".join(parts)
+
+
 def write_json(path: Path, data: Any) -> None:
     """Atomic JSON write: a crash never leaves a half-written file."""
     path = Path(path)

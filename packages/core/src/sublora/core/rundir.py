@@ -5,20 +5,30 @@
     RUN/metrics.jsonl          one JSON line per log/eval event
     RUN/checkpoint/last.safetensors  w (+ projector-owned tensors) at the last checkpoint
     RUN/checkpoint/best.safetensors  ... at the best validation loss (the model that is certified)
-    RUN/checkpoint/state.pt    optimizer + RNG state for resuming
+    RUN/checkpoint/state.pt    the last commit: step, w, optimizer, RNGs, best model, metrics length
+                               (last/best.safetensors are published from it; a resume starts from it)
     RUN/model.slc              the compressed model (the bits the bound pays for)
     RUN/certificate.json       every bound with every input
+    RUN/.lock                  pid + host of the process working in it (see runlock)
+
+A run directory remembers the settings it was made with; ``changes`` compares them
+with the settings a command is given now, so nothing is silently ignored.
 """
 
 from __future__ import annotations
 
+import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sublora.core.config import RunConfig
 from sublora.core.errors import RunDirError
-from sublora.core.manifest import read_json
+from sublora.core.manifest import config_diff, read_json
+
+Diff = list[tuple[str, Any, Any]]
+REPLACED = ".replaced"  # where set_aside moves a run that is redone with new settings
 
 
 @dataclass(frozen=True)
@@ -73,4 +83,63 @@ class RunDir:
             raise RunDirError(f"{self.manifest} is corrupt: {exc}.") from exc
 
     def config(self) -> RunConfig:
-        return RunConfig.from_dict(self.read_manifest()["config"])
+        manifest = self.read_manifest()
+        if not isinstance(manifest.get("config"), dict):
+            raise RunDirError(f"{self.manifest} holds no config.", hint="It was not written by sublora, or was edited.")
+        return RunConfig.from_dict(manifest["config"])
+
+    def status(self) -> str | None:
+        """The manifest's status ('training', 'trained', 'bounded', 'verified'), None when there is no run."""
+        return self.read_manifest().get("status", "training") if self.manifest.is_file() else None
+
+    def changes(self, config: RunConfig) -> "Changes":
+        """How ``config`` differs from what this run was trained (and, if certified, bounded) with."""
+        from sublora.core.checkpoint import TRAINING_NEUTRAL_FIELDS
+
+        stored = self.config()
+        training = config_diff(stored, config, exclude=TRAINING_NEUTRAL_FIELDS)
+        bound = stored.bound.model_dump(mode="json")
+        if self.certificate.is_file():
+            try:  # what the certificate was computed with (`sublora bound` may override bound.*)
+                bound = RunConfig.from_dict({**stored.to_dict(), "bound": {"levels_grid": [],
+                                             **read_json(self.certificate)["bound_settings"]}}).bound.model_dump(mode="json")
+            except (ValueError, KeyError, TypeError):
+                pass  # an unreadable certificate is verify's to report
+        bound_diff = [(f"bound.{k}", a, b) for k, a, b in _diff_dicts(bound, config.bound.model_dump(mode="json"))]
+        return Changes(training, bound_diff)
+
+
+@dataclass(frozen=True)
+class Changes:
+    training: Diff  # settings that change what training produces
+    bound: Diff  # bound.* settings against those of the certificate (or, before one, of the manifest)
+
+    def __bool__(self) -> bool:
+        return bool(self.training or self.bound)
+
+    @property
+    def all(self) -> Diff:
+        return self.training + self.bound
+
+
+def set_aside(root: Path) -> Path:
+    """Move a run directory to PARENT/.replaced/NAME-TIME (kept, never deleted); returns where it went."""
+    from sublora.core.runlock import lock_holder
+
+    root = Path(root)
+    holder = lock_holder(root)
+    if holder is not None:
+        raise RunDirError(f"{root} is in use by `{holder.get('command')}` (pid {holder.get('pid')}); "
+                          "it cannot be replaced now.", hint="Wait for that process to finish.")
+    dest = root.parent / REPLACED / f"{root.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    n = 1
+    while dest.exists():
+        n += 1
+        dest = dest.with_name(f"{root.name}-{time.strftime('%Y%m%d-%H%M%S')}-{n}")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(root, dest)
+    return dest
+
+
+def _diff_dicts(a: dict[str, Any], b: dict[str, Any]) -> list[tuple[str, Any, Any]]:
+    return [(k, a.get(k), b.get(k)) for k in list(a) + [k for k in b if k not in a] if a.get(k) != b.get(k)]

@@ -1,16 +1,30 @@
 """Training in the subspace: read top to bottom, as nanoGPT's train.py.
 
-config -> threads and seeds -> data -> model -> optimizer -> (resume) -> loop
+config -> lock -> threads and seeds -> data -> model -> optimizer -> (resume) -> loop
 with warmup + cosine LR, gradient accumulation, periodic evaluation, best and
 resumable checkpoints, one metrics line per interval. The projection P w is
 computed once per optimizer step, not once per micro-batch.
+
+An interrupted run resumes to the bits of an uninterrupted one. A step has two
+halves: the update (w, optimizer, batch sampler and dropout RNG move to step N)
+and its duties (log line, evaluation and best model, checkpoint). After each half
+the loop takes a snapshot. A checkpoint commits a snapshot: state.pt first (one
+atomic rename), then last/best.safetensors are published from it. Ctrl-C (any
+KeyboardInterrupt) commits the last snapshot, never half a step or evaluation; a
+resume reloads it, republishes the files, cuts metrics.jsonl back to it and first
+does the duties still pending.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import math
+import os
+import signal
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -18,15 +32,20 @@ from typing import Any, Protocol
 import torch
 import yaml
 
-from sublora.core.checkpoint import load_checkpoint, save_checkpoint
+from sublora.core.checkpoint import (TRAINING_NEUTRAL_FIELDS, canonical, checkpoint_bytes, load_checkpoint, load_into,
+                                     parse_checkpoint, training_identity, write_atomic)
 from sublora.core.config import RunConfig
-from sublora.core.errors import DataError, RunDirError, TrainingError
-from sublora.core.manifest import config_hash, new_manifest, read_json, write_json
+from sublora.core.errors import CheckpointError, DataError, RunDirError, RunInterrupted, TrainingError
+from sublora.core.manifest import config_diff, config_hash, describe_diff, new_manifest, read_json, write_json
 from sublora.core.rundir import RunDir
+from sublora.core.runlock import LOCK_NAME, run_lock
 
 LN2 = math.log(2.0)
-# Fields that may differ when resuming an interrupted run.
-RESUMABLE_CHANGES = {"train": {"time_limit", "max_steps", "threads"}, "bound": True, "data": {"dir"}}
+# Fields that may differ when resuming an interrupted run: they do not change what training produces.
+RESUMABLE_CHANGES = TRAINING_NEUTRAL_FIELDS
+FINISHED = ("trained", "bounded", "verified")
+STATE_FORMAT = "sublora-state/2"
+DROPOUT_SEED_OFFSET = 2_000_003  # the dropout RNG's seed is train.seed + this (the batches use train.seed)
 
 
 class TrainCallbacks(Protocol):
@@ -81,40 +100,124 @@ def estimate_loss(model, data, config: RunConfig, batches: int | None = None) ->
     return out
 
 
-def _prepare_run_dir(rd: RunDir, config: RunConfig) -> dict[str, Any] | None:
-    """Return the existing manifest if this is a resumable run of the same config; refuse otherwise."""
+def _prepare_run_dir(rd: RunDir, config: RunConfig) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """(manifest, state) of an interrupted run of these settings to resume, (None, None) to start afresh.
+
+    Refuses a finished run, an interrupted one trained with settings that change the result
+    (naming them), and a directory that is not a run. A run that never completed a step
+    holds nothing to keep: it starts again with the new settings.
+    """
     if rd.manifest.is_file():
         manifest = rd.read_manifest()
-        if manifest.get("status") in ("trained", "bounded", "verified"):
+        diff = config_diff(rd.config(), config, exclude=RESUMABLE_CHANGES)
+        if manifest.get("status") in FINISHED:
+            other = f" (trained with other settings: {describe_diff(diff)})" if diff else ""
             raise RunDirError(
-                f"{rd.root} already holds a finished run (status: {manifest['status']}).",
+                f"{rd.root} already holds a finished run (status: {manifest['status']}){other}.",
                 hint="Choose a new --out directory, or use `sublora bound`/`sublora show` on this one.",
             )
-        previous = RunDir(rd.root).config()
-        if config_hash(previous, RESUMABLE_CHANGES) != config_hash(config, RESUMABLE_CHANGES):
+        state = _load_state(rd)
+        if state is None or int(state["step"]) == 0:
+            return None, None
+        if diff:
             raise RunDirError(
-                f"{rd.root} holds an interrupted run with a different config.",
-                hint="Resume it with its own config (omit overrides), or choose a new --out directory.",
+                f"{rd.root} holds an interrupted run (step {state['step']}) with a different config: "
+                f"{describe_diff(diff)}.",
+                hint="Resume it with its own settings (drop these overrides), or choose a new --out directory.",
             )
-        return manifest
-    if rd.root.exists() and any(rd.root.iterdir()):
+        return manifest, state
+    if any(not p.name.startswith((LOCK_NAME, ".state.pt.tmp")) for p in rd.root.iterdir()):
         raise RunDirError(f"{rd.root} exists and is not a sublora run directory; refusing to write into it.",
                           hint="Choose a new or empty --out directory.")
-    return None
+    return None, None
+
+
+def _load_state(rd: RunDir) -> dict[str, Any] | None:
+    if not rd.state.is_file():
+        return None
+    try:
+        state = torch.load(rd.state, weights_only=True)
+        int(state["step"])
+        return state
+    except Exception as exc:  # noqa: BLE001 - whatever a damaged file makes torch.load raise
+        raise CheckpointError(
+            f"{rd.state} is damaged and cannot be resumed from ({type(exc).__name__}: {exc}).",
+            hint=f"Train into a new --out directory, or delete {rd.checkpoint_dir} to restart this run from step 0.",
+        ) from exc
+
+
+@contextmanager
+def _deferred_interrupts():
+    """Hold Ctrl-C (and a SIGTERM the CLI turned into one) while a commit is written; raise it after."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pending: list[int] = []
+    previous = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        handler = signal.getsignal(sig)
+        if callable(handler):  # only signals Python handles; the default SIGTERM still kills
+            previous[sig] = signal.signal(sig, lambda signum, frame: pending.append(signum))
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if pending:
+            raise KeyboardInterrupt
+
+
+def _file_size(path: Path) -> int:
+    return path.stat().st_size if path.is_file() else 0
+
+
+def _cut_metrics(rd: RunDir, size: int | None, step: int) -> dict[int, float]:
+    """Drop metrics lines written after the committed step, so a resume logs each event once.
+
+    Returns the training loss of each dropped train line (a state.pt from before sublora-state/2
+    has no record of its last step's loss).
+    """
+    if not rd.metrics.is_file():
+        return {}
+    if size is not None:  # the exact length at the commit
+        if _file_size(rd.metrics) > size:
+            os.truncate(rd.metrics, size)
+        return {}
+    kept, dropped = [], {}  # no length recorded: keep the events up to ``step``
+    for line in rd.metrics.read_text(errors="replace").splitlines():
+        try:
+            event = json.loads(line)
+            if event.get("step", 0) <= step:
+                kept.append(line + "\n")
+            elif event.get("event") == "train":
+                dropped[int(event["step"])] = float(event["loss"])
+        except (ValueError, AttributeError, KeyError, TypeError):
+            continue
+    rd.metrics.write_text("".join(kept))
+    return dropped
 
 
 def train(config: RunConfig, run_dir: str | Path, callbacks: TrainCallbacks | None = None,
           data_progress=None) -> TrainResult:
+    """Train into ``run_dir``, or resume the interrupted run there, holding the directory's lock."""
+    rd = RunDir(Path(run_dir))
+    with run_lock(rd.root):
+        return _train(config, rd, callbacks or _Silent(), data_progress)
+
+
+def _train(config: RunConfig, rd: RunDir, cb: TrainCallbacks, data_progress) -> TrainResult:
     from sublora.core.build import build_model
     from sublora.core.data import PreparedData, ensure_prepared
 
-    cb = callbacks or _Silent()
     tc = config.train
-    rd = RunDir(Path(run_dir))
-    previous = _prepare_run_dir(rd, config)
+    previous, state = _prepare_run_dir(rd, config)
 
     torch.set_num_threads(tc.threads)
     data = PreparedData.open(ensure_prepared(config.data, progress=data_progress))
+    recorded = (previous or {}).get("data", {}).get("sha256")
+    if recorded and data.meta.get("sha256") != recorded:
+        raise DataError(f"The prepared data in {data.path} is not the data {rd.root} was trained on so far.",
+                        hint="Point --data.dir at the original data, or re-prepare it with the run's own config.")
     model = build_model(config, data.vocab_size, data.eot_id)
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
@@ -125,39 +228,62 @@ def train(config: RunConfig, run_dir: str | Path, callbacks: TrainCallbacks | No
     optimizer = torch.optim.AdamW(groups, lr=tc.lr, betas=(tc.beta1, tc.beta2), weight_decay=tc.weight_decay)
     batch_gen = torch.Generator().manual_seed(tc.seed)
 
-    step, best_val, elapsed_before = 0, None, 0.0
-    if previous is not None and rd.state.is_file() and rd.last.is_file():
-        load_checkpoint(rd.last, model, config)
-        state = torch.load(rd.state, weights_only=True)
-        optimizer.load_state_dict(state["optimizer"])
-        batch_gen.set_state(state["batch_generator"])
-        step, best_val, elapsed_before = int(state["step"]), state.get("best_val"), float(state.get("elapsed", 0.0))
+    with torch.random.fork_rng(devices=[]):  # dropout draws from the global RNG: seeded here, saved, restored
+        torch.manual_seed(tc.seed + DROPOUT_SEED_OFFSET)
+        step, pending, step_loss, best_val, best_file, elapsed_before = 0, False, 0.0, None, None, 0.0
+        if state is not None:
+            step, pending, step_loss, best_val, best_file, elapsed_before = _resume(
+                rd, state, model, optimizer, batch_gen, config)
+        else:  # a fresh start, maybe over a run that never completed a step
+            for leftover in (rd.metrics, rd.last, rd.best, rd.state):
+                leftover.unlink(missing_ok=True)
 
-    rd.root.mkdir(parents=True, exist_ok=True)
-    manifest = previous or new_manifest(config, status="training")
-    manifest.update(config=config.to_dict(), config_sha256=config_hash(config), status="training",
-                    data={"dir": str(data.path), **{k: data.meta.get(k) for k in ("config_key", "sha256", "vocab_size", "n_tokens", "n_documents")}},
-                    model={"D": model.D, "d": model.d, "layout": model.layout.fingerprint(), "projector": model.projector.config.spec})
-    write_json(rd.manifest, manifest)
-    rd.config_yaml.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+        manifest = previous or new_manifest(config, status="training")
+        manifest.update(config=config.to_dict(), config_sha256=config_hash(config), status="training",
+                        data={"dir": str(data.path), **{k: data.meta.get(k) for k in ("config_key", "sha256", "vocab_size", "n_tokens", "n_documents")}},
+                        model={"D": model.D, "d": model.d, "layout": model.layout.fingerprint(), "projector": model.projector.config.spec})
+        write_json(rd.manifest, manifest)
+        rd.config_yaml.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
 
-    def checkpoint(val_loss=None):
-        save_checkpoint(rd.last, model, config, step, val_loss)
-        tmp = rd.state.with_name(".state.pt.tmp")
-        torch.save({"optimizer": optimizer.state_dict(), "batch_generator": batch_gen.get_state(), "step": step,
-                    "best_val": best_val, "elapsed": elapsed_before + time.perf_counter() - t_start}, tmp)
-        tmp.replace(rd.state)
+        tokens_per_step = tc.batch_size * tc.grad_accum * config.model.block_size
+        t_start = time.perf_counter()
+        t_window, tokens_window = t_start, 0
 
-    def log(event: dict) -> None:
-        with rd.metrics.open("a") as f:
-            f.write(json.dumps(event) + "\n")
+        def elapsed() -> float:
+            return elapsed_before + time.perf_counter() - t_start
 
-    tokens_per_step = tc.batch_size * tc.grad_accum * config.model.block_size
-    t_start = time.perf_counter()
-    t_window, tokens_window = time.perf_counter(), 0
-    cb.on_start(step, tc.max_steps)
-    try:
-        while step < tc.max_steps:
+        def log(event: dict) -> None:
+            with rd.metrics.open("a") as f:
+                f.write(json.dumps(event) + "\n")
+
+        def snapshot() -> dict[str, Any]:
+            """Everything a resume needs to continue exactly from here (copies: the loop goes on)."""
+            return {"step": step, "pending": pending, "step_loss": step_loss, "best_val": best_val, "best": best_file,
+                    "hypothesis": {k: v.detach().clone() for k, v in model.hypothesis().items()},
+                    "report": model.projector.report(), "optimizer": copy.deepcopy(optimizer.state_dict()),
+                    "batch_generator": batch_gen.get_state(), "torch_rng": torch.get_rng_state(),
+                    "metrics_size": _file_size(rd.metrics), "elapsed": elapsed()}
+
+        def after_duties(snap: dict[str, Any]) -> dict[str, Any]:
+            """The snapshot once a step's duties are done: they move only the best model and the log."""
+            return {**snap, "pending": False, "best_val": best_val, "best": best_file, "torch_rng": torch.get_rng_state(),
+                    "metrics_size": _file_size(rd.metrics), "elapsed": elapsed()}
+
+        def commit(snap: dict[str, Any]) -> None:
+            """state.pt (one atomic rename), then the checkpoint files it holds; metrics cut back to it."""
+            record = {k: v for k, v in snap.items() if k not in ("hypothesis", "report")}
+            record.update(format=STATE_FORMAT, last=checkpoint_bytes(model, config, snap["step"], None,
+                                                                    snap["hypothesis"], snap["report"]))
+            with _deferred_interrupts():
+                rd.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+                tmp = rd.state.with_name(".state.pt.tmp")
+                torch.save(record, tmp)
+                tmp.replace(rd.state)
+                _publish(rd, record)
+
+        def update() -> float:
+            """The first half of a step: one optimizer step on grad_accum micro-batches; returns the loss."""
+            nonlocal tokens_window
             lr = lr_at(step, tc)
             for group in optimizer.param_groups:
                 group["lr"] = lr * group.get("lr_scale", 1.0)
@@ -180,18 +306,22 @@ def train(config: RunConfig, run_dir: str | Path, callbacks: TrainCallbacks | No
                 torch.nn.utils.clip_grad_norm_(params, tc.grad_clip)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
-            step += 1
             tokens_window += tokens_per_step
+            return loss_sum
 
+        def duties() -> None:
+            """The second half of step ``step``: its log line, its evaluation and best model."""
+            nonlocal t_window, tokens_window, best_val, best_file
+            lr = lr_at(step - 1, tc)
             if step % tc.log_interval == 0 or step == tc.max_steps:
                 now = time.perf_counter()
-                metrics = {"loss": loss_sum, "bpt": loss_sum / LN2, "lr": lr, "tokens_per_s": tokens_window / max(now - t_window, 1e-9)}
+                metrics = {"loss": step_loss, "bpt": step_loss / LN2, "lr": lr,
+                           "tokens_per_s": tokens_window / max(now - t_window, 1e-9)}
                 t_window, tokens_window = now, 0
                 log({"event": "train", "step": step, **metrics, "elapsed": elapsed_before + now - t_start})
                 cb.on_step(step, metrics)
             else:
-                cb.on_step(step, {"loss": loss_sum, "lr": lr})
-
+                cb.on_step(step, {"loss": step_loss, "lr": lr})
             if step % tc.eval_interval == 0 or step == tc.max_steps:
                 metrics = estimate_loss(model, data, config)
                 report = model.projector.report()
@@ -199,20 +329,44 @@ def train(config: RunConfig, run_dir: str | Path, callbacks: TrainCallbacks | No
                 cb.on_eval(step, metrics)
                 if best_val is None or metrics["val_loss"] < best_val:
                     best_val = metrics["val_loss"]
-                    save_checkpoint(rd.best, model, config, step, best_val)
-            if step % tc.checkpoint_interval == 0 or step == tc.max_steps:
-                checkpoint()
-            if tc.time_limit and time.perf_counter() - t_start > tc.time_limit:
-                break
-    except KeyboardInterrupt:
-        checkpoint()
-        raise
-    finally:
-        cb.on_end()
+                    best_file = checkpoint_bytes(model, config, step, best_val)
 
-    if step % tc.checkpoint_interval and step != tc.max_steps:
-        checkpoint()
-    seconds = elapsed_before + time.perf_counter() - t_start
+        boundary = committed = None
+        try:
+            boundary = snapshot()
+            cb.on_start(step, tc.max_steps)
+            while True:
+                if pending:
+                    duties()
+                    pending = False
+                    boundary = after_duties(boundary)
+                    if step % tc.checkpoint_interval == 0 or step == tc.max_steps:
+                        commit(boundary)
+                        committed = boundary
+                    if tc.time_limit and time.perf_counter() - t_start > tc.time_limit:
+                        break
+                if step >= tc.max_steps:
+                    break
+                step_loss = update()
+                step += 1
+                pending = True
+                boundary = snapshot()
+            if committed is not boundary:
+                commit(boundary)
+        except KeyboardInterrupt:
+            if boundary is None:
+                raise
+            try:
+                commit(boundary)
+            except KeyboardInterrupt:  # a second Ctrl-C: this commit landed whole, or the one before stands
+                pass
+            raise RunInterrupted(
+                f"interrupted at step {boundary['step']} of {tc.max_steps}; the run is saved in {rd.root}: "
+                "rerun the same command to resume.", step=boundary["step"]) from None
+        finally:
+            cb.on_end()
+
+    seconds = elapsed()
     finished = step >= tc.max_steps
     manifest = read_json(rd.manifest)
     manifest.update(status="trained" if finished else "training",
@@ -222,6 +376,45 @@ def train(config: RunConfig, run_dir: str | Path, callbacks: TrainCallbacks | No
                               "threads": tc.threads})
     write_json(rd.manifest, manifest)
     return TrainResult(rd.root, step, finished, best_val, seconds, step * tokens_per_step / max(seconds, 1e-9))
+
+
+def _resume(rd: RunDir, state: dict[str, Any], model, optimizer, batch_gen, config: RunConfig):
+    """Load a committed state into the model, optimizer and RNGs; republish its files; cut the metrics back."""
+    step = int(state["step"])
+    try:
+        if "last" in state:
+            tensors, metadata = parse_checkpoint(state["last"], f"checkpoint inside {rd.state}")
+            load_into(model, config, tensors, metadata, f"in {rd.state}")
+        else:  # a state.pt from before sublora-state/2 sits beside last.safetensors
+            load_checkpoint(rd.last, model, config)
+        optimizer.load_state_dict(state["optimizer"])
+        batch_gen.set_state(state["batch_generator"])
+        if state.get("torch_rng") is not None:
+            torch.set_rng_state(state["torch_rng"])
+    except CheckpointError:
+        raise
+    except (KeyError, ValueError, RuntimeError, TypeError) as exc:
+        raise CheckpointError(f"{rd.state} does not fit this run ({type(exc).__name__}: {exc}).",
+                              hint=f"Train into a new --out directory, or delete {rd.checkpoint_dir} to restart "
+                              "this run from step 0.") from exc
+    if "best" in state:
+        best_file, pending = state["best"], bool(state["pending"])
+        _publish(rd, state)
+    else:  # a state.pt from before sublora-state/2 does not say whether its step's evaluation was done: redo it
+        best_file, pending = (canonical(rd.best.read_bytes()) if rd.best.is_file() else None), True
+        state["step_loss"] = _cut_metrics(rd, None, step - 1).get(step, 0.0)  # its log line is written again
+    return (step, pending, float(state.get("step_loss", 0.0)), state.get("best_val"), best_file,
+            float(state.get("elapsed", 0.0)))
+
+
+def _publish(rd: RunDir, snap: dict[str, Any]) -> None:
+    """Write last/best.safetensors as the committed state holds them, and cut metrics.jsonl back to it."""
+    write_atomic(rd.last, snap["last"])
+    if snap["best"] is not None:
+        write_atomic(rd.best, snap["best"])
+    else:
+        rd.best.unlink(missing_ok=True)
+    _cut_metrics(rd, snap.get("metrics_size"), int(snap["step"]))
 
 
 def load_trained(run_dir: str | Path, which: str = "best"):
@@ -242,6 +435,12 @@ def load_trained(run_dir: str | Path, which: str = "best"):
             hint="Point --data.dir at the original data, or re-prepare it with the run's own config.",
         )
     model = build_model(config, data.vocab_size, data.eot_id)
-    load_checkpoint(rd.best if which == "best" else rd.last, model, config)
+    path = rd.best if which == "best" else rd.last
+    metadata = load_checkpoint(path, model, config)
+    if metadata.get("training_identity", training_identity(config)) != training_identity(config):
+        raise CheckpointError(
+            f"{path} was trained under other settings than {rd.manifest} records (were two processes writing "
+            f"{rd.root} at once?).",
+            hint="Retrain into a new --out directory; this run's files do not belong together.")
     model.eval()
     return model, config, data
