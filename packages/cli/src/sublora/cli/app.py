@@ -6,7 +6,9 @@ and friends itself, so `sublora --help` and `sublora plugins` answer at once.
 
 from __future__ import annotations
 
+import functools
 import os
+import signal
 import sys
 from typing import Annotated
 
@@ -42,9 +44,46 @@ app.command("analyze")(analyze.analyze)
 app.command("sample")(sample.sample)
 
 
+class _Interrupted(Exception):
+    """Carries a KeyboardInterrupt past typer, which would turn it into a silent exit 130."""
+
+    def __init__(self, interrupt: KeyboardInterrupt):
+        super().__init__(str(interrupt))
+        self.interrupt = interrupt
+
+
+def _carry_interrupts(fn):
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except KeyboardInterrupt as exc:
+            raise _Interrupted(exc) from exc
+
+    wrapper.carries_interrupts = True
+    return wrapper
+
+
+def _wrap_commands(typer_app: typer.Typer) -> None:
+    for info in typer_app.registered_commands:
+        if info.callback is not None and not getattr(info.callback, "carries_interrupts", False):
+            info.callback = _carry_interrupts(info.callback)
+    for group in typer_app.registered_groups:
+        _wrap_commands(group.typer_instance)
+
+
+_wrap_commands(app)
+
+
+def _terminate(signum, frame) -> None:
+    """SIGTERM (e.g. from `sublora sweep` stopping its points) stops like Ctrl-C: the work so far is saved."""
+    raise KeyboardInterrupt
+
+
 def main() -> None:
     from sublora.cli.errors import report
 
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         code = app(standalone_mode=False)  # click returns the code of a raised typer.Exit here
         if isinstance(code, int) and code:
@@ -53,6 +92,8 @@ def main() -> None:
         sys.exit(exc.exit_code)
     except typer.Abort:
         sys.exit(130)
+    except _Interrupted as exc:
+        sys.exit(report(exc.interrupt))
     except Exception as exc:  # noqa: BLE001 - the one place errors become messages
         import click
 

@@ -18,6 +18,7 @@ EXIT_CODES = {
     "TrainingError": 7,
     "VerificationError": 8,
     "BoundError": 9,
+    "OSError": 10,
 }
 
 
@@ -38,9 +39,15 @@ def report(exc: BaseException) -> int:
         if not debug_enabled():
             err.print("[dim](run with --debug or SUBLORA_DEBUG=1 for a traceback)[/]", highlight=False)
         return EXIT_CODES.get(type(exc).__name__, 1)
-    if isinstance(exc, KeyboardInterrupt):
-        err.print("[bold red]interrupted[/] (state up to the last checkpoint is saved)")
+    if isinstance(exc, KeyboardInterrupt):  # one line: where the run stands and how to go on
+        message = getattr(exc, "message", None) or "interrupted; rerun the same command to continue."
+        err.print(message, highlight=False, markup=False, soft_wrap=True)
         return 130
+    if isinstance(exc, OSError) and exc.filename is not None:  # a path that is missing, unreadable or of the wrong kind
+        err.print(f"[bold red]error:[/] {exc.strerror or exc}: {exc.filename}", highlight=False, soft_wrap=True)
+        err.print("[yellow]hint:[/] check the path (and that nothing else is writing there), then rerun.",
+                  highlight=False, soft_wrap=True)
+        return EXIT_CODES["OSError"]
     err.print(f"[bold red]internal error:[/] {type(exc).__name__}: {exc}", highlight=False, soft_wrap=True)
     if not debug_enabled():
         err.print("[dim]This is a bug in sublora or a plugin; rerun with --debug for the traceback.[/]")

@@ -21,7 +21,10 @@ def show(run_dir: RunDirArg) -> None:
               f"d={cfg['sublora']['intrinsic_dim']}", highlight=False)
     out.print(f"data: {cfg['data']['source']} / {cfg['data']['tokenizer']}", highlight=False)
     if rd.metrics.is_file():
-        evals = [e for e in map(json.loads, rd.metrics.read_text().splitlines()) if e.get("event") == "eval"]
+        events, unreadable = _events(rd.metrics.read_text(errors="replace"))
+        if unreadable:  # e.g. a last line cut by a crash; a resume cuts it back itself
+            out.print(f"[dim]({unreadable} unreadable line(s) of {rd.metrics.name} skipped)[/]", highlight=False)
+        evals = [e for e in events if e.get("event") == "eval" and isinstance(e.get("val_bpt"), (int, float))]
         if evals:
             first, last = evals[0], evals[-1]
             best = min(evals, key=lambda e: e["val_bpt"])
@@ -38,3 +41,21 @@ def show(run_dir: RunDirArg) -> None:
         print_certificate(cert)
     else:
         out.print("no certificate yet (run `sublora bound`).")
+
+
+def _events(text: str) -> tuple[list[dict], int]:
+    """The JSON objects of a metrics.jsonl, and how many lines were not one."""
+    events, bad = [], 0
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        try:
+            event = json.loads(line)
+        except ValueError:
+            bad += 1
+            continue
+        if isinstance(event, dict):
+            events.append(event)
+        else:
+            bad += 1
+    return events, bad

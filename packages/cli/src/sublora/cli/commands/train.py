@@ -10,14 +10,15 @@ from sublora.cli.options import OVERRIDES_HELP, ConfigFile, OutDir, Preset, Proj
 
 def run_training(config, out_dir):
     from sublora.cli.progress import TrainingProgress, task_bar
+    from sublora.core.data import ensure_prepared
+    from sublora.core.runlock import run_lock
     from sublora.core.train import LN2
     from sublora.core.train import train as train_fn
 
-    from sublora.core.data import ensure_prepared
-
-    with task_bar("prepare data") as data_progress:
-        ensure_prepared(config.data, progress=data_progress)
-    result = train_fn(config, out_dir, callbacks=TrainingProgress())
+    with run_lock(out_dir):  # before preparing data, so a busy or unusable --out fails at once
+        with task_bar("prepare data") as data_progress:
+            ensure_prepared(config.data, progress=data_progress)
+        result = train_fn(config, out_dir, callbacks=TrainingProgress())
     state = "finished" if result.finished else "stopped early (resume with the same command)"
     best = f"{result.best_val_loss / LN2:.4f} bits/token" if result.best_val_loss is not None else "n/a"
     out.print(f"training {state}: {result.steps} steps in {result.seconds:.1f} s "
