@@ -9,6 +9,11 @@ State lives in the run directories themselves (a point is finished when its
 certificate exists; an interrupted one resumes from its last checkpoint) and in
 ``DIR/sweep.json`` (grid, thread count, each point's state, error, timings),
 rewritten atomically on every change. Logs: ``DIR/logs/NAME.log``.
+
+A point whose run was made with other settings than the grid now gives it is never
+skipped or resumed as if nothing changed: the sweep refuses, naming the points and
+fields, unless told to redo them (``rerun_changed``); a point that failed is redone
+with its current settings without being told. Redone runs are moved to DIR/.replaced/.
 """
 
 from __future__ import annotations
@@ -26,7 +31,10 @@ from typing import Any
 
 import yaml
 
-from sublora.core.manifest import read_json, write_json
+from sublora.core.errors import RunDirError, SubloraError
+from sublora.core.manifest import describe_diff, read_json, write_json
+from sublora.core.rundir import Changes, RunDir
+from sublora.core.runlock import run_lock
 from sublora.core.sweep import Grid, Point, run_state
 
 FINISHED = ("bounded", "verified")
@@ -39,6 +47,7 @@ class PointState:
     error: str | None = None
     seconds: float | None = None
     started: float | None = None
+    rerun: bool = False  # redo the stages its changed settings affect (`sublora run --rerun-changed`)
 
     def to_json(self) -> dict[str, Any]:
         return {"labels": self.point.labels, "overrides": self.point.overrides, "state": self.state,
@@ -51,6 +60,7 @@ class Sweep:
     out: Path
     jobs: int = 1
     threads: int | None = None
+    rerun_changed: bool = False
     points: dict[str, PointState] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _procs: dict[str, subprocess.Popen] = field(default_factory=dict)
@@ -59,6 +69,7 @@ class Sweep:
     def __post_init__(self) -> None:
         self.out = Path(self.out)
         previous = read_json(self.state_file) if self.state_file.is_file() else {}
+        self.previous_states = {name: p.get("state") for name, p in previous.get("points", {}).items()}
         if self.threads is None:
             self.threads = previous.get("threads") or max(1, (os.cpu_count() or 1) // max(1, self.jobs))
         # every point's config, built now so a typo fails before any point runs; the grid may set its own threads
@@ -74,15 +85,43 @@ class Sweep:
     def config_of(self, point: Point):
         return self.configs[point.name]
 
+    def changes(self, point: Point) -> Changes | None:
+        """How the grid's config of ``point`` differs from its run's settings; None if it has no run (or no
+        readable one: its own `sublora run` reports that)."""
+        rd = RunDir(self.out / point.name)
+        if run_state(rd.root) == "pending":
+            return None
+        try:
+            return rd.changes(self.config_of(point))
+        except SubloraError:
+            return None
+
     def plan(self) -> list[PointState]:
-        """Mark finished points skipped; return the ones still to run, in grid order."""
-        todo = []
-        for ps in self.points.values():
-            if run_state(self.out / ps.point.name) in FINISHED:
+        """Skip finished points, queue the others; return those to run, in grid order.
+
+        A point run with other settings (training ones, or bound ones of its certificate) is redone when
+        ``rerun_changed`` is set or it failed last time; otherwise the whole sweep refuses, naming them.
+        """
+        todo, refused = [], []
+        for name, ps in self.points.items():
+            state = run_state(self.out / name)
+            changes = self.changes(ps.point)
+            redo = changes is not None and bool(changes.training or (state in FINISHED and changes.bound))
+            ps.rerun = redo
+            if redo and not (self.rerun_changed or self.previous_states.get(name) == "failed"):
+                refused.append(f"{name} ({state}): {describe_diff(changes.all)}")
+            elif state in FINISHED and not redo:
                 ps.state = "skipped"
             else:
                 ps.state = "queued"
                 todo.append(ps)
+        if refused:
+            raise RunDirError(
+                f"{len(refused)} point(s) in {self.out} were run with other settings than the grid now gives them:\n  "
+                + "\n  ".join(refused),
+                hint=f"Pass --rerun-changed to redo them (a changed bound.* setting recomputes the certificate, a "
+                f"changed training setting retrains; old runs are moved to {self.out / '.replaced'}), or restore "
+                "the grid's settings.")
         self.save()
         return todo
 
@@ -113,6 +152,8 @@ class Sweep:
         env = {k: v for k, v in os.environ.items() if k != "SUBLORA_DEBUG"}
         env.update(OMP_NUM_THREADS=str(self.threads), MKL_NUM_THREADS=str(self.threads), COLUMNS="160")
         cmd = [sys.executable, "-m", "sublora.cli.app", "run", "--out", str(self.out / name), "--config", str(config_path)]
+        if ps.rerun:
+            cmd.append("--rerun-changed")
         ps.state, ps.started, ps.error = "running", time.time(), None
         self.save()
         with open(log, "w") as fh:
@@ -131,7 +172,10 @@ class Sweep:
 
     def run(self, on_change=None) -> list[PointState]:
         """Run every unfinished point (``jobs`` at once); a failing point is recorded, the others go on."""
-        self.out.mkdir(parents=True, exist_ok=True)
+        with run_lock(self.out):
+            return self._run(on_change)
+
+    def _run(self, on_change=None) -> list[PointState]:
         todo = self.plan()
         self.prepare_data(todo)
         with ThreadPoolExecutor(max_workers=max(1, self.jobs)) as pool:

@@ -66,6 +66,9 @@ class Axis(BaseModel):
             raise ValueError(f"axis {self.name!r}: a list of values needs 'field' or 'fields'")
         if not self.values:
             raise ValueError(f"axis {self.name!r} has no values")
+        for label, _ in self.levels():
+            if set(label) <= {"."}:  # '.', '..': the point's run directory would be the sweep's or its parent
+                raise ValueError(f"axis {self.name!r}: label {label!r} cannot name a run directory; use letters or digits")
         for dotted in targets:
             if "." not in dotted:
                 raise ValueError(f"axis {self.name!r}: field {dotted!r} must be dotted, e.g. sublora.intrinsic_dim")
@@ -94,6 +97,9 @@ class Grid(BaseModel):
             raise ValueError(f"axis names must be unique; got {names}")
         seen: dict[str, tuple] = {}
         for point in self.points():
+            if point.name.startswith("."):
+                raise ValueError(f"point {point.name!r} starts with '.', which would hide its run directory; "
+                                 f"change the first axis' label {point.labels[self.axes[0].name]!r}")
             if point.name in seen:
                 raise ValueError(f"two points get the same name {point.name!r}; make the axis labels distinct")
             seen[point.name] = point.labels

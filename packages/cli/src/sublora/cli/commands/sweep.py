@@ -23,23 +23,33 @@ def sweep(
     threads: Annotated[Optional[int], typer.Option("--threads", min=1, help="torch threads per point "
                                                    "(default: CPU count / jobs, or what the sweep used before).")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List the points and their state; run nothing.")] = False,
+    rerun_changed: Annotated[bool, typer.Option(
+        "--rerun-changed", help="Redo points whose run has other settings than the grid now gives them "
+        "(bound.* changes recompute the certificate, training changes retrain; old runs go to DIR/.replaced/).")] = False,
 ) -> None:
     """Run every point (train, compress, bound, verify) into its own run directory named from its axis values.
 
     Finished points are skipped, interrupted ones resume, a failing point is recorded with its error
-    (DIR/sweep.json, DIR/logs/) and does not stop the others. Then `sublora analyze DIR`.
+    (DIR/sweep.json, DIR/logs/) and does not stop the others; a failed point is retried with the grid's
+    current settings. Points whose runs have other settings than the grid are refused by name unless
+    --rerun-changed. Then `sublora analyze DIR`.
     """
     from sublora.cli.sweeper import Sweep
     from sublora.core.sweep import load_grid, run_state
 
     grid = load_grid(grid_file)
-    runner = Sweep(grid, out_dir or Path("runs") / grid.name, jobs=jobs, threads=threads)
+    runner = Sweep(grid, out_dir or Path("runs") / grid.name, jobs=jobs, threads=threads, rerun_changed=rerun_changed)
     if dry_run:
         table = Table(title=f"{grid.name}: {len(runner.points)} points in {runner.out}", title_justify="left")
         for col in ("point", *[a.name for a in grid.axes], "state"):
             table.add_column(col)
+        from sublora.core.manifest import describe_diff
+
         for name, ps in runner.points.items():
-            table.add_row(name, *ps.point.labels.values(), run_state(runner.out / name))
+            state, changes = run_state(runner.out / name), runner.changes(ps.point)
+            if changes:
+                state += f" [red](settings changed: {describe_diff(changes.all, limit=3)})[/]"
+            table.add_row(name, *ps.point.labels.values(), state)
         out.print(table)
         return
     t0 = time.perf_counter()
