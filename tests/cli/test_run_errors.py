@@ -114,10 +114,21 @@ def test_run_on_a_finished_run_names_changed_settings_and_touches_nothing(finish
                       "trained with other settings: train.lr 0.005 -> 0.001", "--rerun-changed")
     assert_user_error(sublora("run", *SMOKE, "--out", finished, "--bound.doc_samples=5"), 6,
                       "other bound settings: bound.doc_samples 6 -> 5",
-                      f"sublora bound --force {finished} --bound.doc_samples=5")
+                      f"sublora bound --force --charge {finished} --bound.doc_samples=5")
     assert_user_error(sublora("train", *SMOKE, "--out", finished, "--sublora.seed=3"), 6,
                       "sublora.seed 0 -> 3")
     assert before == {p: p.stat().st_mtime_ns for p in finished.rglob("*") if p.is_file()}
+
+
+@pytest.mark.slow
+def test_new_bound_settings_on_a_certified_run_are_paid_for(finished, tmp_path):
+    run = _copy(finished, tmp_path)
+    refused = sublora("run", *SMOKE, "--out", run, "--bound.doc_samples=5", "--rerun-changed")
+    assert refused.returncode != 0 and "--charge" in refused.stderr and "Traceback" not in refused.stderr
+    paid = sublora("run", *SMOKE, "--out", run, "--bound.doc_samples=5", "--rerun-changed", "--charge")
+    assert paid.returncode == 0, paid.stdout + paid.stderr
+    cert = json.loads((run / "certificate.json").read_text())
+    assert cert["searches"]["attempts"]["k"] == 2 and "certified 2 times" in paid.stdout
 
 
 @pytest.mark.slow

@@ -137,3 +137,15 @@ def test_a_manifest_that_is_not_the_checkpoints_is_caught(tmp_path, make_tiny_co
     (tmp_path / "a" / "manifest.json").write_bytes((tmp_path / "b" / "manifest.json").read_bytes())
     with pytest.raises(CheckpointError, match="two processes"):
         load_trained(tmp_path / "a")
+
+
+def test_bound_and_verify_take_the_lock_too(holder):
+    """Certifying or verifying while another process works in the run directory is refused, nothing written."""
+    from sublora.bounds.certify import certify
+    from sublora.bounds.verify import verify
+
+    run, proc = holder
+    for step in (certify, verify):
+        with pytest.raises(RunDirError, match=rf"in use by `holder for the test` \(pid {proc.pid}"):
+            step(run)
+    assert sorted(p.name for p in run.iterdir()) == [LOCK_NAME]

@@ -339,7 +339,16 @@ def certify(run_dir: str | Path, progress: ProgressFactory | None = None, force:
 
     A re-certification with settings not tried before on this run is refused unless ``charge``:
     then every bound is computed at delta / k, k the distinct attempts (``sublora.bounds.attempts``).
+    Holds the run directory's lock throughout (one writer per run).
     """
+    from sublora.core.runlock import run_lock
+
+    with run_lock(run_dir, "sublora bound"):
+        return _certify(run_dir, progress, force, overrides, charge)
+
+
+def _certify(run_dir: str | Path, progress: ProgressFactory | None, force: bool,
+             overrides: dict[str, Any] | None, charge: bool) -> dict[str, Any]:
     from sublora.bounds.attempts import planned_attempts, record_attempt
 
     from sublora.core.checkpoint import read_checkpoint

@@ -193,6 +193,13 @@ def verify(run_dir: str | Path, rescore_mode: str = "quick", seed: int | None = 
     random with ``seed`` (fresh entropy when None; reported, so a check can be repeated), "all" every sampled
     block and document.
     """
+    from sublora.core.runlock import run_lock
+
+    with run_lock(run_dir, "sublora verify"):
+        return _verify(run_dir, rescore_mode, seed, tolerance)
+
+
+def _verify(run_dir: str | Path, rescore_mode: str, seed: int | None, tolerance: float) -> list[str]:
     from sublora.core.checkpoint import read_checkpoint
     from sublora.core.train import load_trained
 
@@ -213,6 +220,9 @@ def verify(run_dir: str | Path, rescore_mode: str = "quick", seed: int | None = 
                                 hint="Restore the run's original manifest.json.")
     if _need(cert, "run.config_sha256") != own_hash:
         raise VerificationError("The certificate was made for another config than this run's manifest.", hint=REBOUND)
+    if not rd.best.is_file():
+        raise VerificationError(f"{rd.best} is missing: the certificate certifies the model of that checkpoint.",
+                                hint="Restore the run's checkpoint directory.")
     if file_sha256(rd.best) != _need(cert, "run.checkpoint_sha256"):
         raise VerificationError(f"{rd.best} changed since the certificate was written.", hint=REBOUND)
     run = {"config_sha256": own_hash, "checkpoint": str(rd.best.relative_to(rd.root)),

@@ -76,10 +76,24 @@ def _method_from_config(config: dict[str, Any]) -> str:
     return spec + "".join(f" {k}={v}" for k, v in sorted(shown.items()))
 
 
+def headline_or_fixed(cert: dict) -> str:
+    """The headline's bound; without one (every candidate vacuous by construction), by a fixed rule the
+    first bound of the headline's target, never the smallest of several (that choice would be unpaid)."""
+    head = cert.get("headline") or {}
+    if head.get("name"):
+        return head["name"]
+    target = head.get("target") or cert.get("bound_settings", {}).get("headline_target", "token_bpd")
+    for b in cert["bounds"]:
+        if b.get("target") == target:
+            return b["name"]
+    return cert["bounds"][0]["name"]
+
+
 def collect(results: str | Path, bound: str = "headline") -> list[RunRecord]:
     """Every run directory under ``results`` with a certificate (others are skipped).
 
-    ``bound`` picks the number analysed: 'headline' (the certificate's headline) or a bound name
+    ``bound`` picks the number analysed: 'headline' (the certificate's headline, or by a fixed rule the
+    first bound of its target when it has none: ``headline_or_fixed``) or a bound name
     (e.g. 'token_freedman_bpd').
     """
     results = Path(results)
@@ -95,11 +109,7 @@ def collect(results: str | Path, bound: str = "headline") -> list[RunRecord]:
         manifest, cert = read_json(manifest_path), json.loads(cert_path.read_text())
         config = manifest["config"]
         by_name = {b["name"]: b for b in cert["bounds"]}
-        if bound == "headline":
-            name = (cert.get("headline") or {}).get("name") or min(
-                (b for b in cert["bounds"] if b["units"].startswith("bits")), key=lambda b: b["value"])["name"]
-        else:
-            name = bound
+        name = headline_or_fixed(cert) if bound == "headline" else bound
         if name not in by_name:
             raise RunDirError(f"{run} has no bound named {name!r}.", hint=f"Available: {', '.join(by_name)}.")
         chosen = by_name[name]

@@ -31,6 +31,8 @@ def run(
     projector: ProjectorOpt = None,
     preset: Preset = "default",
     rerun_changed: RerunChanged = False,
+    charge: Annotated[bool, typer.Option(help="Certifying a certified run again with new bound settings: pay for "
+                                              "the re-draw (every bound at delta / k, docs/bounds.md section 8).")] = False,
 ) -> None:
     """Prepare data, train, compress, bound and verify; print the results table."""
     from sublora.cli.options import resolve
@@ -58,7 +60,8 @@ def run(
                 from sublora.cli.report import print_certificate
 
                 stage = "bounding"
-                cert = certify(out_dir, progress=task_bar, force=plan.force_bound, overrides=plan.bound_overrides)
+                cert = certify(out_dir, progress=task_bar, force=plan.force_bound, overrides=plan.bound_overrides,
+                               charge=charge)
                 print_certificate(cert)
             from sublora.bounds.verify import verify
 
@@ -115,10 +118,12 @@ def _plan(rd, config, rerun_changed: bool) -> _Plan:
         return _Plan(train=False, bound=True, force_bound=rd.certificate.exists(), bound_overrides=overrides)
     if changes.bound:
         if not rerun_changed:
-            command = " ".join(["sublora bound --force", str(rd.root), *(f"--{k}={_arg(v)}" for k, _, v in changes.bound)])
+            command = " ".join(["sublora bound --force --charge", str(rd.root),
+                                *(f"--{k}={_arg(v)}" for k, _, v in changes.bound)])
             raise RunDirError(
                 f"{rd.root} holds a certificate computed with other bound settings: {describe_diff(changes.bound)}.",
-                hint=f"Recompute it with `{command}` (or pass --rerun-changed), or drop the overrides.")
+                hint=f"Recompute it, paying for the new draw, with `{command}` (or pass --rerun-changed --charge), "
+                     "or drop the overrides.")
         out.print(f"bound settings changed ({describe_diff(changes.bound)}); recomputing the certificate.",
                   highlight=False)
         return _Plan(train=False, bound=True, force_bound=True, bound_overrides=overrides)
