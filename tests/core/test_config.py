@@ -58,3 +58,14 @@ def test_missing_or_bad_yaml(tmp_path):
     bad.write_text("- just\n- a list\n")
     with pytest.raises(ConfigError, match="mapping"):
         resolve_config(bad)
+
+
+@pytest.mark.parametrize("target, message", [("sequence_bpd", "cannot be the headline"),
+                                             ("token", "unknown target 'token'")])
+def test_headline_target_is_one_that_can_compete(target, message):
+    from sublora.core.config import RunConfig
+    from sublora.core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        RunConfig.from_dict({"bound": {"headline_target": target}})
+    assert RunConfig.from_dict({"bound": {"headline_target": "document_top10"}}).bound.headline_target == "document_top10"
