@@ -85,21 +85,13 @@ def main() -> None:
 
     signal.signal(signal.SIGTERM, _terminate)
     try:
-        code = app(standalone_mode=False)  # click returns the code of a raised typer.Exit here
-        if isinstance(code, int) and code:
-            sys.exit(code)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except typer.Abort:
-        sys.exit(130)
+        # Standalone mode: Typer reports usage errors itself (its message, exit 2) and exits on
+        # typer.Exit, with no need to know which click it uses (vendored since Typer 0.26); only what
+        # a command raises reaches the handlers below.
+        app()
     except _Interrupted as exc:
         sys.exit(report(exc.interrupt))
     except Exception as exc:  # noqa: BLE001 - the one place errors become messages
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
         sys.exit(report(exc))
     except KeyboardInterrupt as exc:
         sys.exit(report(exc))
