@@ -1,7 +1,10 @@
 """Run manifests: the resolved config, versions, seeds and data identity of a run.
 
 Every run directory holds one, so a bound can always be traced back to
-exactly the model it certifies.
+exactly the model it certifies. Its ``components`` block names each component
+the config selects with the distribution and version that provide it, read
+from the registry (as pytest records each plugin's distribution), so a run
+that used a third-party plugin says which release of it.
 """
 
 from __future__ import annotations
@@ -19,17 +22,39 @@ from typing import Any
 
 from sublora.core.config import RunConfig
 
+#: sublora itself and the libraries every run uses; the components' distributions are added per run
 PACKAGES = ("sublora-core", "sublora-projectors", "sublora-bounds", "sublora-cli", "torch", "transformers",
-            "peft", "numpy", "scipy", "constriction", "pydantic", "tiktoken")
+            "peft", "numpy", "constriction", "pydantic", "tiktoken")
 
 
-def versions() -> dict[str, str]:
+def versions(extra: tuple[str, ...] = ()) -> dict[str, str]:
     out = {"python": platform.python_version()}
-    for name in PACKAGES:
+    for name in (*PACKAGES, *extra):
         try:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             pass
+    return out
+
+
+def components(config: RunConfig) -> dict[str, Any]:
+    """Each component ``config`` selects, from its registry entry: ``{kind: {spec, distribution, version,
+    entry_point}}`` for the source, tokenizer, projector, coder and quantizer, and ``bound`` a list in the
+    order of bound.estimators."""
+    from sublora.core.registry import registry
+    from sublora.core.spec import parse_spec
+    from sublora.core.validate import uses
+
+    out: dict[str, Any] = {}
+    for use in uses(config):
+        spec = parse_spec(use.spec, use.kind)
+        entry = registry(use.kind).entry(spec.family)
+        record = {"spec": str(spec), "distribution": entry.distribution, "version": entry.version,
+                  "entry_point": entry.value}
+        if use.kind == "bound":
+            out.setdefault("bound", []).append(record)
+        else:
+            out.setdefault(use.kind, record)  # the quantizer is used once per levels candidate: one record
     return out
 
 
@@ -89,6 +114,8 @@ def read_json(path: Path) -> Any:
 
 
 def new_manifest(config: RunConfig, **fields: Any) -> dict[str, Any]:
+    used = components(config)
+    dists = tuple(dict.fromkeys(r["distribution"] for v in used.values() for r in (v if isinstance(v, list) else [v])))
     return {
         "format": "sublora-run/1",
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -102,7 +129,8 @@ def new_manifest(config: RunConfig, **fields: Any) -> dict[str, Any]:
             "bound.seed": config.bound.seed,
             "data.split_seed": config.data.split_seed,
         },
-        "versions": versions(),
+        "components": used,
+        "versions": versions(dists),
         "git_commit": git_commit(),
         "host": {"platform": platform.platform(), "cpus": os.cpu_count()},
         **fields,
