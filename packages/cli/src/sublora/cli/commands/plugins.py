@@ -20,7 +20,7 @@ _SHORT = 70  # characters of a problem shown in the listing without -v
 
 def plugins(
     spec: Annotated[Optional[str], typer.Argument(
-        metavar="[NAME[:VARIANT]]", help="Show one component: description, variants and every option with its "
+        metavar="NAME[:VARIANT]", help="Show one component: description, variants and every option with its "
         "type, default and constraints.")] = None,
     kind: Annotated[Optional[str], typer.Option(
         "--kind", "-k", help="Only this kind: projector, quantizer, coder, bound, source or tokenizer.")] = None,
