@@ -1,0 +1,60 @@
+"""Priors: a sublora run and a local Hugging Face directory load the same way, say what data they saw,
+and have an identity that changes with anything that changes the probabilities."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+from lmgc_priors import hf_prior_dir, text_prior
+from sublora.lmgc.errors import PriorError
+from sublora.lmgc.prior import load_prior
+
+
+def test_run_prior_describes_its_data_and_has_a_stable_identity():
+    prior = load_prior(text_prior())
+    again = load_prior(f"{text_prior()}:best")
+    assert prior.kind == "sublora-run" and prior.spec.endswith(":best") and prior.identity == again.identity
+    assert prior.vocab_size == 257 and prior.bos_id == 256 and prior.max_context == 32
+    assert "local text under" in prior.describe() and "Zero-shot" in prior.describe()
+    assert load_prior(text_prior(), dtype="float64").identity != prior.identity
+    with pytest.raises(PriorError, match="Unknown dtype"):
+        load_prior(text_prior(), dtype="float16")
+
+
+def test_hf_directory_prior_round_trips_and_reads_its_model_card(tmp_path):
+    from sublora.lmgc.codec import CodecSettings
+    from sublora.lmgc.files import compress_file, decompress_file
+
+    prior = load_prior(hf_prior_dir())
+    assert prior.kind == "hf" and prior.max_context == 64 and prior.vocab_size == len(prior.tokenizer.inner)
+    assert "random-hex-floats" in prior.describe()
+    raw = (np.random.default_rng(5).standard_normal(40) * 1e-2).astype("<f4").tobytes()
+    (tmp_path / "g.f32").write_bytes(raw)
+    result = compress_file(tmp_path / "g.f32", tmp_path / "g.lmgc", prior, CodecSettings(window=64))
+    assert result["tokens"] < 1151  # BPE merges hex digits: fewer tokens than characters
+    decompress_file(tmp_path / "g.lmgc", tmp_path / "g.out")  # the prior named in the header
+    assert (tmp_path / "g.out").read_bytes() == raw
+
+
+def test_hf_identity_covers_the_tokenizer(tmp_path):
+    copy = tmp_path / "hf"
+    shutil.copytree(hf_prior_dir(), copy)
+    before = load_prior(copy).identity
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(copy, local_files_only=True)
+    tokenizer.add_tokens(["zz"])  # another tokenizer, the same weights
+    tokenizer.save_pretrained(copy)
+    assert load_prior(copy).identity != before
+
+
+def test_what_is_not_a_prior_says_so(tmp_path):
+    with pytest.raises(PriorError, match="not a directory"):
+        load_prior(tmp_path / "missing")
+    with pytest.raises(PriorError, match="neither a sublora run"):
+        load_prior(tmp_path)
+    with pytest.raises(PriorError, match="not a sublora run directory"):
+        load_prior(f"{hf_prior_dir()}:last")
