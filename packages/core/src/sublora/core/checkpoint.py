@@ -26,10 +26,10 @@ from sublora.core.manifest import config_hash
 # Fields that do not change which function a given w computes.
 NON_MODEL_FIELDS = {"train": True, "bound": True, "data": {"dir"}}
 # Fields that do not change what training produces (where the data lives, when it stops early,
-# how often it logs or checkpoints, how it is bounded later): an interrupted run may resume with
-# other values. Everything else, train.threads included, changes the trained bits.
-TRAINING_NEUTRAL_FIELDS = {"train": {"time_limit", "checkpoint_interval", "log_interval"}, "bound": True,
-                           "data": {"dir"}}
+# how often it logs, checkpoints or saves gradients, how it is bounded later): an interrupted run
+# may resume with other values. Everything else, train.threads included, changes the trained bits.
+TRAINING_NEUTRAL_FIELDS = {"train": {"time_limit", "checkpoint_interval", "log_interval", "collect_grads"},
+                           "bound": True, "data": {"dir"}}
 
 
 def model_identity(config: RunConfig) -> str:

@@ -102,6 +102,9 @@ class TrainConfig(Section):
     seed: int = Field(0, description="Seed of batch sampling.")
     threads: int = Field(2, ge=1, description="torch threads (recorded: results depend on it bit-wise).")
     time_limit: float | None = Field(None, gt=0, description="Stop after this many seconds (checkpointed).")
+    collect_grads: int | None = Field(None, ge=1, description="Save the gradients of w and of the LoRA tensors "
+                                      "every N optimizer steps into RUN/grads (sublora-grads/1, docs/lmgc.md); "
+                                      "does not change training.")
 
     @model_validator(mode="after")
     def _lr_order(self) -> "TrainConfig":

@@ -25,7 +25,8 @@ from sublora.core.errors import PluginLoadError, UnknownComponentError
 from sublora.core.spec import ComponentSpec, parse_spec
 
 #: The distributions of this repository; everything else is a third-party plugin.
-BUILTIN_DISTRIBUTIONS = frozenset({"sublora-core", "sublora-projectors", "sublora-bounds", "sublora-cli"})
+BUILTIN_DISTRIBUTIONS = frozenset({"sublora-core", "sublora-projectors", "sublora-bounds", "sublora-cli",
+                                   "sublora-lmgc"})
 
 #: kind -> entry-point group
 KINDS: dict[str, str] = {

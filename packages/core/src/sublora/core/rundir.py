@@ -10,6 +10,7 @@
     RUN/model.slc              the compressed model (the bits the bound pays for)
     RUN/certificate.json       every bound with every input
     RUN/.lock                  pid + host of the process working in it (see runlock)
+    RUN/grads/                 gradients every N steps with --collect-grads N (see gradlog)
 
 A run directory remembers the settings it was made with; ``changes`` compares them
 with the settings a command is given now, so nothing is silently ignored.
@@ -46,6 +47,10 @@ class RunDir:
     @property
     def metrics(self) -> Path:
         return self.root / "metrics.jsonl"
+
+    @property
+    def grads(self) -> Path:
+        return self.root / "grads"
 
     @property
     def checkpoint_dir(self) -> Path:

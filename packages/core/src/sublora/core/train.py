@@ -244,6 +244,7 @@ def _train(config: RunConfig, rd: RunDir, cb: TrainCallbacks, data_progress) -> 
                         model={"D": model.D, "d": model.d, "layout": model.layout.fingerprint(), "projector": model.projector.config.spec})
         write_json(rd.manifest, manifest)
         rd.config_yaml.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+        grad_log = _grad_log(rd, config, model, manifest, step if state is not None else None) if tc.collect_grads else None
 
         tokens_per_step = tc.batch_size * tc.grad_accum * config.model.block_size
         t_start = time.perf_counter()
@@ -302,6 +303,8 @@ def _train(config: RunConfig, rd: RunDir, cb: TrainCallbacks, data_progress) -> 
                     hint=f"Lower --train.lr (now {tc.lr:g}) or set --train.grad_clip; the last good checkpoint is in {rd.checkpoint_dir}.",
                 )
             theta.backward(theta_leaf.grad)
+            if grad_log is not None and (step + 1) % tc.collect_grads == 0:  # before clipping: the raw gradient
+                grad_log.add(step + 1, _gradients(model, theta_leaf.grad))
             if tc.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(params, tc.grad_clip)
             optimizer.step()
@@ -368,6 +371,9 @@ def _train(config: RunConfig, rd: RunDir, cb: TrainCallbacks, data_progress) -> 
 
     seconds = elapsed()
     finished = step >= tc.max_steps
+    if grad_log is not None and finished:
+        with torch.no_grad():
+            grad_log.set_weights(_gradients(model, model.flat_params(), weights=True), step)
     manifest = read_json(rd.manifest)
     manifest.update(status="trained" if finished else "training",
                     projector_report=model.projector.report(),
@@ -405,6 +411,38 @@ def _resume(rd: RunDir, state: dict[str, Any], model, optimizer, batch_gen, conf
         state["step_loss"] = _cut_metrics(rd, None, step - 1).get(step, 0.0)  # its log line is written again
     return (step, pending, float(state.get("step_loss", 0.0)), state.get("best_val"), best_file,
             float(state.get("elapsed", 0.0)))
+
+
+def _grad_tensors(model) -> list[tuple[str, tuple[int, ...]]]:
+    """The tensors of RUN/grads in state_dict order: w, projector-owned parameters, then theta's LoRA tensors."""
+    return ([("w", tuple(model.w.shape))]
+            + [(f"projector.{n}", tuple(p.shape)) for n, p in model.projector.named_parameters()]
+            + [(s.name, s.shape) for s in model.layout.slots])
+
+
+def _gradients(model, theta: torch.Tensor, weights: bool = False) -> dict[str, torch.Tensor]:
+    """{name: tensor} in _grad_tensors' order: the parameters' .grad (or values, with ``weights``), and theta
+    (its gradient, or its value theta0 + P w) cut into the LoRA tensors."""
+    out = {"w": model.w.detach() if weights else model.w.grad}
+    for n, p in model.projector.named_parameters():
+        out[f"projector.{n}"] = p.detach() if weights else (p.grad if p.grad is not None else torch.zeros_like(p))
+    out.update(model.param_dict(theta.detach()))
+    return out
+
+
+def _grad_log(rd: RunDir, config: RunConfig, model, manifest: dict[str, Any], resume_step: int | None):
+    """RUN/grads for --collect-grads: new on a fresh start; on a resume, cut back to the resumed step."""
+    from sublora.core.gradlog import GradLog
+
+    source = {"kind": "sublora train", "run": str(rd.root), "interval": config.train.collect_grads,
+              "config_sha256": manifest.get("config_sha256"), "data": manifest.get("data"), "model": manifest.get("model"),
+              "gradient": "of the step's training loss (mean over grad_accum micro-batches) before clipping; the LoRA "
+              "tensors' gradient is d loss / d theta, w's is P^T times it"}
+    args = (rd.grads, source, _grad_tensors(model))
+    kwargs = {"seeds": manifest.get("seeds"), "versions": manifest.get("versions")}
+    if resume_step is None:
+        return GradLog.create(*args, force=True, **kwargs)
+    return GradLog.resume(*args, after_step=resume_step, **kwargs)
 
 
 def _publish(rd: RunDir, snap: dict[str, Any]) -> None:

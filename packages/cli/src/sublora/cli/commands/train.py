@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated, Optional
+
 import typer
 
 from sublora.cli.console import out
@@ -27,11 +29,16 @@ def run_training(config, out_dir):
 
 
 def train(ctx: typer.Context, out_dir: OutDir, config_file: ConfigFile = None, projector: ProjectorOpt = None,
-          preset: Preset = "default") -> None:
+          preset: Preset = "default",
+          collect_grads: Annotated[Optional[int], typer.Option(
+              "--collect-grads", min=1, metavar="N", help="Save the gradients of w and the LoRA tensors every N steps "
+              "into OUT/grads (as --train.collect_grads=N; docs/lmgc.md).")] = None) -> None:
     """Train a GPT-2 in a LoRA subspace (resumes an interrupted run in the same --out)."""
     from sublora.cli.options import resolve
 
     config = resolve(ctx, config_file, projector, preset)
+    if collect_grads is not None:
+        config.train.collect_grads = collect_grads
     run_training(config, out_dir)
 
 
