@@ -1,7 +1,7 @@
 """nox sessions: each test directory in a fresh venv, installed from the packages' own metadata.
 
     pip install nox
-    nox -s core projectors bounds plugin cli    # one fresh venv per session
+    nox -s core projectors bounds plugin lmgc cli   # one fresh venv per session
     nox -s all                                   # everything together, as CI does
     nox -s cli -- -m "not slow"                  # pytest arguments after --
 
@@ -16,6 +16,8 @@ needs a quantizer); those siblings are installed next to it, as listed per sessi
     projectors   tests/projectors         core, projectors[test]             (no other sublora package)
     bounds       tests/bounds             core, projectors, bounds[plots,test], cli  (runs train; test_verify calls the CLI)
     plugin       plugins_example/tests    core, bounds, plugins_example[test]        (what a third-party plugin needs)
+    lmgc         tests/lmgc               core, projectors, bounds, cli, lmgc[digits,baselines,test]  (tests train a
+                                          tiny GPT-2 run with --collect-grads and use it as a prior)
     cli          tests/cli, tests/e2e     everything
     all          every test               everything
 
@@ -31,7 +33,7 @@ import nox
 nox.options.sessions = ["all"]
 TORCH = os.environ.get("TORCH_SPEC", "torch==2.13.0")
 EVERYTHING = ("packages/core[hf,test]", "packages/projectors[test]", "packages/bounds[plots,test]",
-              "packages/cli[test]", "plugins_example[test]")
+              "packages/cli[test]", "packages/lmgc[digits,baselines,test]", "plugins_example[test]")
 
 
 def _install(session: nox.Session, *paths: str) -> None:
@@ -61,6 +63,13 @@ def bounds(session: nox.Session) -> None:
 def plugin(session: nox.Session) -> None:
     _install(session, "packages/core", "packages/bounds", "plugins_example[test]")
     session.run("pytest", "-q", "plugins_example/tests", *session.posargs)
+
+
+@nox.session
+def lmgc(session: nox.Session) -> None:
+    _install(session, "packages/core", "packages/projectors", "packages/bounds", "packages/cli",
+             "packages/lmgc[digits,baselines,test]")
+    session.run("pytest", "-q", "tests/lmgc", *session.posargs)
 
 
 @nox.session

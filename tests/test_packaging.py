@@ -21,9 +21,10 @@ PACKAGES = {  # distribution -> (project dir, its import roots)
     "sublora-bounds": ("packages/bounds", "src/sublora/bounds"),
     "sublora-cli": ("packages/cli", "src/sublora/cli"),
     "sublora-example-plugins": ("plugins_example", "src/sublora_example"),
+    "sublora-lmgc": ("packages/lmgc", "src/sublora/lmgc"),
 }
 SUBPACKAGE = {"core": "sublora-core", "projectors": "sublora-projectors", "bounds": "sublora-bounds",
-              "cli": "sublora-cli"}
+              "cli": "sublora-cli", "lmgc": "sublora-lmgc"}
 
 
 def _norm(name: str) -> str:

@@ -16,6 +16,7 @@ import typer
 
 from sublora.cli.commands import analyze, bound, data, plugins, run, sample, show, sweep, train, verify
 from sublora.cli.options import EXTRA_ARGS
+from sublora.cli.subapps import add_subapps
 
 app = typer.Typer(
     name="sublora",
@@ -42,6 +43,7 @@ app.command("show")(show.show)
 app.command("sweep")(sweep.sweep)
 app.command("analyze")(analyze.analyze)
 app.command("sample")(sample.sample)
+add_subapps(app)  # other distributions' command groups, e.g. `sublora lmgc` (entry-point group sublora.cli)
 
 
 class _Interrupted(Exception):
