@@ -19,6 +19,12 @@ Checks any ``sublora.bounds`` plugin can run on itself (numpy only, no model):
       of ``token_bpd`` as above; of ``sequence_bpd``: the stationary expected loss
       sum_s pi(s) sum_v T[s, v] (-log2 p_h(v | s)), exactly; of ``sequence_top{k}``: the stationary
       probability that the next symbol is not among the model's k most likely.
+  These benign scenarios leave every bound far above its truth: a bound missing a fifth of
+  its margin passes them too.
+- ``check_bound_adversarial``: the same count on scenarios where a valid bound is nearly tight
+  (``sublora.core.testing.adversarial``: a hypothesis chosen among 2^400 after seeing the data,
+  many alphas with independent losses, rare losses, repeating blocks), so a weakened bound
+  fails in most trials.
 - ``check_bound_monotone``: more bits never lower a result; more data never raises it.
 - ``check_bound_results``: value = empirical + complexity_term + confidence_term, known targets.
 
@@ -30,10 +36,10 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
-
 from sublora.core.bound import (
     BoundConfig,
     BoundEstimator,
@@ -43,11 +49,15 @@ from sublora.core.bound import (
     Evidence,
     TokenEvidence,
 )
+from sublora.core.testing.adversarial import ADVERSARIAL_SCENARIOS, HEAVY_SCENARIOS, SCENARIO_TABLE, iter_scenario
 
 DELTA = 0.05
 ALPHAS = (0.05, 0.5)
 TOPK = (1, 10)
 SCENARIOS = ("documents", "tokens", "tokens_sampled", "sequences")
+#: trials per adversarial scenario in check_bound_contract (their failures are rarer than delta, their
+#: weakened versions fail in most trials, so fewer trials resolve them)
+ADVERSARIAL_TRIALS = 100
 #: the targets the contract can check (a scenario may not provide every one: those results are skipped there)
 KNOWN_TARGETS = re.compile(r"^(document_bpd|document_top\d+|token_bpd|sequence_bpd|sequence_top\d+)$")
 
@@ -58,6 +68,7 @@ class Trial:
 
     evidence: Evidence
     truth: dict[tuple[str, float | None], float]  # (target, alpha or None) -> true value
+    complexity: Complexity | None = None  # the bits the evidence's hypothesis was chosen with; None: minimal_complexity
 
 
 @dataclass(frozen=True)
@@ -68,6 +79,7 @@ class Coverage:
     trials: int
     failures: int
     allowed: float
+    delta: float = DELTA
 
     @property
     def ok(self) -> bool:
@@ -75,7 +87,7 @@ class Coverage:
 
     def __str__(self) -> str:
         return (f"{self.estimator} / {self.scenario} / {self.result}: {self.failures} failures in {self.trials} "
-                f"trials (allowed {self.allowed:.1f} at delta = {DELTA})")
+                f"trials (allowed {self.allowed:.1f} at delta = {self.delta})")
 
 
 def _loss_range(alpha: float, V: int) -> tuple[float, float]:
@@ -182,16 +194,24 @@ def simulate_tokens(trials: int, seed: int = 0, blocks: int = 64, block_size: in
     return out
 
 
-def simulate(scenario: str, trials: int, seed: int = 0) -> list[Trial]:
+def iter_trials(scenario: str, trials: int, seed: int = 0) -> Iterator[Trial]:
+    """The scenario's trials, each built when it is used (adversarial ones hold large arrays)."""
     if scenario == "documents":
-        return simulate_documents(trials, seed)
+        return iter(simulate_documents(trials, seed))
     if scenario == "tokens":
-        return simulate_tokens(trials, seed)
+        return iter(simulate_tokens(trials, seed))
     if scenario == "tokens_sampled":
-        return simulate_tokens(trials, seed, sampled_blocks=32)
+        return iter(simulate_tokens(trials, seed, sampled_blocks=32))
     if scenario == "sequences":
-        return simulate_tokens(trials, seed, independent_blocks=True)
-    raise ValueError(f"unknown scenario {scenario!r}; known: {', '.join(SCENARIOS)}")
+        return iter(simulate_tokens(trials, seed, independent_blocks=True))
+    if scenario in SCENARIO_TABLE:
+        return iter_scenario(scenario, trials, seed)
+    known = SCENARIOS + ADVERSARIAL_SCENARIOS + HEAVY_SCENARIOS
+    raise ValueError(f"unknown scenario {scenario!r}; known: {', '.join(known)}")
+
+
+def simulate(scenario: str, trials: int, seed: int = 0) -> list[Trial]:
+    return list(iter_trials(scenario, trials, seed))
 
 
 def resolve_estimator(spec: str | BoundConfig | BoundEstimator, options: dict | None = None) -> BoundEstimator:
@@ -226,21 +246,38 @@ def _truth(result: BoundResult, trial: Trial, name: str) -> float | None:
     return trial.truth[key]
 
 
+def scenario_delta(scenario: str) -> float:
+    """The delta a scenario is checked at: DELTA, or an adversarial scenario's own (larger where that
+    separates a valid bound from a weakened one in fewer trials)."""
+    return SCENARIO_TABLE[scenario].delta if scenario in SCENARIO_TABLE else DELTA
+
+
 def check_bound_validity(spec, options: dict | None = None, trials: int = 400, seed: int = 0,
-                         scenarios: tuple[str, ...] = SCENARIOS, delta: float = DELTA) -> list[Coverage]:
-    """Monte-Carlo coverage of every result of the estimator in every scenario; AssertionError if one fails."""
+                         scenarios: tuple[str, ...] = SCENARIOS, delta: float | None = None) -> list[Coverage]:
+    """Monte-Carlo coverage of every result of the estimator in every scenario; AssertionError if one fails.
+
+    ``scenarios`` may name benign (``SCENARIOS``) and adversarial (``ADVERSARIAL_SCENARIOS``,
+    ``HEAVY_SCENARIOS``) ones. Each trial is bounded with its own complexity (the bits its
+    hypothesis was chosen with) at ``delta``, or at each scenario's own (``scenario_delta``) when
+    None. A scenario whose first trial gives no result is skipped: its evidence is of a kind the
+    estimator does not use.
+    """
     estimator = resolve_estimator(spec, options)
     name = getattr(estimator, "name", type(estimator).__name__)
-    complexity = minimal_complexity()
     report: list[Coverage] = []
     for scenario in scenarios:
         counts: dict[str, int] = {}
-        for trial in simulate(scenario, trials, seed):
-            for result in estimator.compute(trial.evidence, complexity, delta):
+        at = scenario_delta(scenario) if delta is None else delta
+        for t, trial in enumerate(iter_trials(scenario, trials, seed)):
+            complexity = trial.complexity or minimal_complexity(trial.evidence.alphas)
+            results = estimator.compute(trial.evidence, complexity, at)
+            if t == 0 and not results:
+                break  # the estimator does not apply to this scenario's evidence (e.g. tokens only)
+            for result in results:
                 truth = _truth(result, trial, name)
                 if truth is not None:
                     counts[result.name] = counts.get(result.name, 0) + int(truth > result.value)
-        report += [Coverage(name, scenario, r, trials, f, allowed_failures(trials, delta)) for r, f in counts.items()]
+        report += [Coverage(name, scenario, r, trials, f, allowed_failures(trials, at), at) for r, f in counts.items()]
     assert report, f"{name}: produced no result in any scenario ({', '.join(scenarios)})"
     failed = [c for c in report if not c.ok]
     assert not failed, "invalid bound: " + "; ".join(map(str, failed))
@@ -291,8 +328,8 @@ def check_bound_results(spec, options: dict | None = None, seed: int = 0, delta:
     """Terms add up, values lie above the empirical risk, every result has a target the contract knows."""
     estimator = resolve_estimator(spec, options)
     name = getattr(estimator, "name", type(estimator).__name__)
-    for scenario in SCENARIOS:
-        trial = simulate(scenario, 1, seed)[0]
+    for scenario in SCENARIOS + ADVERSARIAL_SCENARIOS:
+        trial = next(iter_trials(scenario, 1, seed))
         for r in estimator.compute(trial.evidence, Complexity(code_bits=5000, extra_bits=1.0), delta):
             _truth(r, trial, name)
             total = r.empirical + r.complexity_term + r.confidence_term
@@ -302,23 +339,47 @@ def check_bound_results(spec, options: dict | None = None, seed: int = 0, delta:
             assert r.vacuous == (r.value >= r.random_guess), f"{name} / {r.name}: vacuous flag wrong"
 
 
-def check_bound_contract(spec, options: dict | None = None, trials: int = 400) -> list[Coverage]:
-    """The whole contract: result structure, monotonicity, then Monte-Carlo validity."""
+def check_bound_adversarial(spec, options: dict | None = None, trials: int = ADVERSARIAL_TRIALS, seed: int = 0,
+                            scenarios: tuple[str, ...] | None = None, delta: float | None = None) -> list[Coverage]:
+    """Monte-Carlo coverage where a valid bound is nearly tight (``sublora.core.testing.adversarial``).
+
+    Default: ``ADVERSARIAL_SCENARIOS`` (about 3 s per estimator); add ``HEAVY_SCENARIOS`` to
+    resolve 20 % cuts of subsample terms (tens of seconds). AssertionError if a result fails.
+    """
+    return check_bound_validity(spec, options, trials=trials, seed=seed, delta=delta,
+                                scenarios=ADVERSARIAL_SCENARIOS if scenarios is None else scenarios)
+
+
+def check_bound_contract(spec, options: dict | None = None, trials: int = 400,
+                         adversarial_trials: int = ADVERSARIAL_TRIALS) -> list[Coverage]:
+    """The whole contract: result structure, monotonicity, Monte-Carlo validity on the benign
+    scenarios (``trials`` each), then on the adversarial ones (``adversarial_trials`` each; 0 skips them)."""
     check_bound_results(spec, options)
     check_bound_monotone(spec, options)
-    return check_bound_validity(spec, options, trials=trials)
+    report = check_bound_validity(spec, options, trials=trials)
+    if adversarial_trials:
+        report += check_bound_adversarial(spec, options, trials=adversarial_trials)
+    return report
 
 
 __all__ = [
+    "ADVERSARIAL_SCENARIOS",
+    "ADVERSARIAL_TRIALS",
+    "DELTA",
+    "HEAVY_SCENARIOS",
+    "SCENARIOS",
     "Coverage",
     "Trial",
     "allowed_failures",
+    "check_bound_adversarial",
     "check_bound_contract",
     "check_bound_monotone",
     "check_bound_results",
     "check_bound_validity",
+    "iter_trials",
     "minimal_complexity",
     "resolve_estimator",
+    "scenario_delta",
     "simulate",
     "simulate_documents",
     "simulate_tokens",
