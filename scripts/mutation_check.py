@@ -161,10 +161,10 @@ MUTATIONS: list[Mutation] = [
       "(kl_nats + math.log(maurer_xi(n) / delta)) / n)",
       "(kl_nats + math.log(1.0 / delta)) / n)",
       "kl bound without xi(N)"),
-    M("xi_small_N", f"{EST}/pacbayes.py",
+    M("xi_lower_bound", f"{EST}/pacbayes.py",
       "    if n >= 8:\n        return 2.0 * math.sqrt(n)",
-      "    if n >= 1:\n        return 2.0 * math.sqrt(n)",
-      "xi(N) = 2 sqrt(N) below N = 8 too (smaller than the exact sum there)"),
+      "    if n >= 8:\n        return math.sqrt(n)",
+      "xi(N) = sqrt(N), Maurer's lower bound on E exp(N kl) instead of the upper 2 sqrt(N)"),
     # --- shared pieces (sections 2-4) ---
     M("bernstein_seven_thirds_halved", f"{EST}/_common.py",
       "7.0 * R * log_term / (3.0 * (m - 1))",

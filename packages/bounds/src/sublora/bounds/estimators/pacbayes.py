@@ -10,8 +10,9 @@ in [0, 1] of N i.i.d. training documents, with probability >= 1 - delta_pb:
 - ``catoni``: R <= min_{beta in B} (1 - exp(-beta R_N - (KL + ln(|B| / delta_pb)) / N)) / (1 - exp(-beta)),
   B a geometric grid, its size paid by the union bound (the |B| in the log).
 
-xi(N) = 2 sqrt(N) (Maurer 2004, for N >= 8); below 8 documents the exact
-xi(N) = sum_k binom(N, k) (k/N)^k (1 - k/N)^(N - k) is used (it exceeds 2 sqrt(N) there).
+xi(N) = 2 sqrt(N) (Maurer 2004, proven for N >= 8); below 8 documents the exact
+xi(N) = sum_k binom(N, k) (k/N)^k (1 - k/N)^(N - k) is used (Maurer's bound on E exp(N kl), valid for every
+N; it is below 2 sqrt(N) there too, e.g. 3.22 vs 4 at N = 4, so using 2 sqrt(N) would only be looser).
 McAllester follows from the kl form by Pinsker's inequality, so it shares xi(N).
 
 R_N, the mean loss over all N training documents, is not observed: the evidence holds n
