@@ -16,7 +16,7 @@ from typing import Any
 
 from sublora.lmgc import container
 from sublora.lmgc.codec import CodecSettings, check_raw, decode, encode, rate
-from sublora.lmgc.errors import LmgcError, OutputExistsError
+from sublora.lmgc.errors import LmgcError, OutputExistsError, PriorError
 from sublora.lmgc.prior import DEFAULT_WINDOW, Prior, load_prior
 
 Progress = Callable[[int, int], None]
@@ -138,8 +138,15 @@ def decompress_file(path: str | Path, out: str | Path, prior: str | Path | Prior
     header, words = container.read(path)
     threads = int(header["environment"]["threads"])
     warnings = container.check_environment(header["environment"], container.environment(threads), allow_mismatch)
-    if not isinstance(prior, Prior):
-        prior = load_prior(prior if prior is not None else header["prior"]["spec"], dtype=header["prior"]["dtype"])
+    if prior is None:
+        try:
+            prior = load_prior(header["prior"]["spec"], dtype=header["prior"]["dtype"])
+        except PriorError as exc:
+            raise PriorError(f"The prior named in {path}'s header cannot be loaded here: {exc.message}",
+                             hint="Pass --prior with the same prior where it lives on this machine (its identity "
+                             "is checked).") from exc
+    elif not isinstance(prior, Prior):
+        prior = load_prior(prior, dtype=header["prior"]["dtype"])
     container.check_prior(header, prior)
     torch.set_num_threads(threads)
     start = time.perf_counter()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from sublora.lmgc.cli import collect
+from sublora.lmgc.cli import codec, collect
 
 app = typer.Typer(
     name="lmgc",
@@ -17,3 +17,6 @@ app = typer.Typer(
 )
 
 app.command("collect")(collect.collect)
+app.command("compress")(codec.compress)
+app.command("decompress")(codec.decompress)
+app.command("bench")(codec.bench)
