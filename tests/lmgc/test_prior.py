@@ -18,7 +18,9 @@ def test_run_prior_describes_its_data_and_has_a_stable_identity():
     again = load_prior(f"{text_prior()}:best")
     assert prior.kind == "sublora-run" and prior.spec.endswith(":best") and prior.identity == again.identity
     assert prior.vocab_size == 257 and prior.bos_id == 256 and prior.max_context == 32
-    assert "local text under" in prior.describe() and "Zero-shot" in prior.describe()
+    # text of unknown content: zero-shot unless it held numbers (a folder made for LM-GC says so)
+    assert "local text under" in prior.describe() and "unless that data held serialized numbers" in prior.describe()
+    assert prior.saw["zero_shot"] is None
     assert load_prior(text_prior(), dtype="float64").identity != prior.identity
     with pytest.raises(PriorError, match="Unknown dtype"):
         load_prior(text_prior(), dtype="float16")

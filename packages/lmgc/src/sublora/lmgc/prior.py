@@ -174,12 +174,15 @@ def _run_saw(path: Path, checkpoint: str, config, manifest: dict, model) -> dict
     tokens = data.get("n_tokens", {}).get("train")
     steps = manifest.get("training", {}).get("steps")
     shape = config.model.shape()
-    zero_shot = marker is None
+    # zero-shot only when the data is known to be text; a text folder without the marker may hold anything
+    zero_shot = False if marker is not None else (True if source == "pystdlib" else None)
+    verdict = {True: ". Zero-shot for gradients and weights: it saw text, not numbers.",
+               False: ". NOT zero-shot: it was trained on serialized numbers (a neural parameter prior).",
+               None: ". Zero-shot for gradients and weights unless that data held serialized numbers (a corpus "
+                     f"made for LM-GC carries {CORPUS_MARKER})."}[zero_shot]
     summary = (f"sublora run {path} ({checkpoint} checkpoint): GPT-2 {shape['n_layer']} layers x {shape['n_embd']} "
                f"wide, context {config.model.block_size}, subspace d={model.d}; trained {steps} steps on {what}"
-               + (f" ({tokens:,} training tokens, {config.data.tokenizer} tokenizer)" if tokens else "")
-               + (". Zero-shot for gradients and weights: it saw text, not numbers." if zero_shot else
-                  ". NOT zero-shot: it was trained on serialized numbers (a neural parameter prior)."))
+               + (f" ({tokens:,} training tokens, {config.data.tokenizer} tokenizer)" if tokens else "") + verdict)
     return {"summary": summary, "source": source, "source_options": options, "train_tokens": tokens,
             "steps": steps, "zero_shot": zero_shot, "corpus": marker}
 
