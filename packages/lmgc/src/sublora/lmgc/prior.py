@@ -167,6 +167,10 @@ def _run_saw(path: Path, checkpoint: str, config, manifest: dict, model) -> dict
         if marker_path.is_file():
             marker = json.loads(marker_path.read_text())
             what = f"serialized numbers ({marker.get('describe', 'see ' + str(marker_path))})"
+    elif source.partition(":")[0] == "lmgc":  # serialized gradients/weights (sublora.lmgc.source): NOT zero-shot
+        from sublora.lmgc.provenance import numbers_corpus
+
+        what, marker = numbers_corpus(manifest)
     else:
         what = f"the '{source}' source {json.dumps(options, sort_keys=True)}"
     if config.data.max_documents:
