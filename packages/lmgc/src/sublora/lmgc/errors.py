@@ -44,3 +44,7 @@ class DecodeError(LmgcError):
 
 class OutputExistsError(LmgcError, FileExistsError):
     """The output path exists and --force was not given (nothing is overwritten silently)."""
+
+
+class PriorNotIndependentError(PriorError):
+    """A prior named to code a certified model was trained on (numbers of runs trained on) the run's own data."""

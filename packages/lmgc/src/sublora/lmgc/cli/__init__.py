@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from sublora.lmgc.cli import codec, collect
+from sublora.lmgc.cli import codec, collect, prior
 
 app = typer.Typer(
     name="lmgc",
@@ -20,3 +20,4 @@ app.command("collect")(collect.collect)
 app.command("compress")(codec.compress)
 app.command("decompress")(codec.decompress)
 app.command("bench")(codec.bench)
+app.command("prior-id")(prior.prior_id)
