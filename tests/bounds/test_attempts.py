@@ -83,3 +83,12 @@ def test_the_ledger_is_plain_json_lines(run):
     certify(run)
     line = json.loads((run / LEDGER).read_text().splitlines()[0])
     assert set(line) == {"time", "settings_sha256"}
+
+
+def test_the_manifest_names_the_components_the_certificate_used(run):
+    """A bound.* override may pick another coder: the manifest's components block follows it."""
+    certify(run, overrides={"bound.coder": "arithmetic", "bound.estimators": ["azuma"]})
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["components"]["coder"]["spec"] == "arithmetic"
+    assert [b["spec"] for b in manifest["components"]["bound"]] == ["azuma"]
+    assert manifest["components"]["coder"]["distribution"] == "sublora-bounds"

@@ -55,7 +55,9 @@ def test_ctrl_c_says_where_the_run_stands_and_a_damaged_state_is_named(tmp_path)
     out = tmp_path / "run"
     env = {k: v for k, v in os.environ.items() if k != "SUBLORA_DEBUG"}
     proc = subprocess.Popen([*SUBLORA, "train", *SMOKE, "--train.max_steps=3000", "--out", str(out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            # a shell's background job starts with SIGINT ignored: the child must get the default
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     metrics = out / "metrics.jsonl"
     deadline = time.time() + 300
     while (not metrics.is_file() or len(metrics.read_text().splitlines()) < 3) and time.time() < deadline:

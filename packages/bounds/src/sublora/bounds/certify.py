@@ -438,8 +438,11 @@ def _certify(run_dir: str | Path, progress: ProgressFactory | None, force: bool,
     }
     headline = certificate["headline"]
     write_json(rd.certificate, certificate)
+    from sublora.core.manifest import components
+
     manifest = read_json(rd.manifest)
     manifest["status"] = "bounded"
+    manifest["components"] = components(config)  # bound.* overrides may have chosen another coder or estimators
     manifest["certificate"] = {"file": rd.certificate.name,
                                "best": {k: headline[k] for k in ("name", "value")} if headline.get("name") else {}}
     write_json(rd.manifest, manifest)
