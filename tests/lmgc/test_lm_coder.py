@@ -170,7 +170,7 @@ def test_a_prior_that_saw_the_runs_data_is_refused(options):
 
     saw = provenance.prior_saw(options["prior"])
     run = {**provenance.data_identity(other), "source": meta["source"]["spec"], "location": meta["source_location"]}
-    assert "documents overlap" in provenance._matches(saw["data"], run)
+    assert "documents of the same source" in provenance._matches(saw["data"], run)
     # a run trained on other data: accepted, and the record says what was checked
     record = coder.check_run_data({"config_key": "f" * 64, "sha256": {"train.bin": "e" * 64}})
     assert record["identity"] == options["identity"] and record["data"]["config_key"] == own["config_key"]

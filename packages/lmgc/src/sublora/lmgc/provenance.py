@@ -75,7 +75,7 @@ def _matches(a: dict[str, Any], b: dict[str, Any]) -> str | None:
     if a.get("config_key") and a.get("config_key") == b.get("config_key"):
         return f"the same data key ({a['config_key'][:12]})"
     if a.get("source") and a.get("location") and (a.get("source"), a.get("location")) == (b.get("source"), b.get("location")):
-        return f"the same source '{a['source']}' read from the same place ({a['location']}), so the documents overlap"
+        return f"documents of the same source '{a['source']}' read from the same place ({a['location']})"
     return None
 
 
