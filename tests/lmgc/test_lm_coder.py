@@ -198,3 +198,22 @@ def test_threads_are_restored_after_coding(options):
     assert torch.get_num_threads() == before
     coder.decode(payload, 20, 11)
     assert torch.get_num_threads() == before
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("coder", ["shortest", "lm"])
+def test_sublora_bound_and_verify_with_the_lm_coder(options, make_tiny_config, tmp_path, coder):
+    """The prior named in the run's config before training: bound codes with it (alone, or inside shortest next to
+    arithmetic and adaptive), verify decodes model.slc again, and bound_settings hold the prior's identity."""
+    from sublora.bounds.certify import certify
+    from sublora.bounds.verify import verify
+    from sublora.core.train import train
+
+    coder_options = options if coder == "lm" else {"candidates": ["arithmetic", "adaptive", "lm"],
+                                                   "candidate_options": {"lm": options}}
+    run = tmp_path / "run"
+    train(make_tiny_config(bound={"levels": 5, "qat_steps": 0, "coder": coder, "coder_options": coder_options}), run)
+    cert = certify(run)
+    named = cert["bound_settings"]["coder_options"]
+    assert (named if coder == "lm" else named["candidate_options"]["lm"])["identity"] == options["identity"]
+    verify(run)
