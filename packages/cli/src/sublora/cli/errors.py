@@ -19,7 +19,17 @@ EXIT_CODES = {
     "VerificationError": 8,
     "BoundError": 9,
     "OSError": 10,
+    "LmgcError": 11,  # sublora-lmgc's inputs, containers and priors
 }
+
+
+def exit_code(exc: BaseException) -> int:
+    """The code of the nearest class in the error's hierarchy that has one (a plugin's error subclassing
+    e.g. DataError exits like it); 1 for a SubloraError of no known family."""
+    for cls in type(exc).__mro__:
+        if cls.__name__ in EXIT_CODES:
+            return EXIT_CODES[cls.__name__]
+    return 1
 
 
 def debug_enabled() -> bool:
@@ -38,7 +48,7 @@ def report(exc: BaseException) -> int:
             err.print(f"[yellow]hint:[/] {exc.hint}", highlight=False, soft_wrap=True)
         if not debug_enabled():
             err.print("[dim](run with --debug or SUBLORA_DEBUG=1 for a traceback)[/]", highlight=False)
-        return EXIT_CODES.get(type(exc).__name__, 1)
+        return exit_code(exc)
     if isinstance(exc, KeyboardInterrupt):  # one line: where the run stands and how to go on
         message = getattr(exc, "message", None) or "interrupted; rerun the same command to continue."
         err.print(message, highlight=False, markup=False, soft_wrap=True)
