@@ -16,11 +16,13 @@ RANGE_TOLERANCE = 1e-3
 
 
 def check_delta(delta: float) -> None:
+    """A confidence level must lie in (0, 1)."""
     if not 0.0 < delta < 1.0:
         raise BoundError(f"Confidence delta must lie in (0, 1); got {delta}.")
 
 
 def check_count(value: int, name: str, what: str) -> None:
+    """A count is at least 1; ``name`` (its symbol) and ``what`` (plural noun) word the message."""
     if value < 1:
         raise BoundError(f"{name} (number of {what}) must be at least 1; got {value}.")
 
@@ -103,6 +105,7 @@ def check_extremes(extremes: np.ndarray | None, alphas: tuple[float, ...], V: in
 
 
 def complexity_inputs(complexity: Complexity) -> dict[str, Any]:
+    """The complexity's fields as plain numbers, for a result's ``inputs`` (div_nats = complexity.nats)."""
     return {
         "code_bits": int(complexity.code_bits),
         "prefix_bits": float(complexity.prefix_bits),
@@ -116,7 +119,11 @@ def complexity_inputs(complexity: Complexity) -> dict[str, Any]:
 def make_result(estimator: str, name: str, value: float, empirical: float, value_without_complexity: float,
                 random_guess: float, units: str, inputs: dict[str, Any], target: str = "",
                 assumptions: list[str] | None = None) -> BoundResult:
-    """complexity_term = bound(C) - bound(C = 0); confidence_term = bound(C = 0) - empirical."""
+    """complexity_term = bound(C) - bound(C = 0); confidence_term = bound(C = 0) - empirical.
+
+    ``estimator``: the estimator's name (``self.name``); ``units``: "bits/token" or "error rate";
+    ``target``: the quantity bounded (docs/plugins/bound.md), required by the contract.
+    """
     value, value0, empirical = float(value), float(value_without_complexity), float(empirical)
     return BoundResult(
         name=name, estimator=estimator, target=target, value=value, empirical=empirical,
