@@ -39,13 +39,14 @@ def _source(options, variant="grads"):
 def test_registered_and_passes_the_source_contract(runs):
     for variant in ("grads", "weights", "all"):
         check_source_contract(f"lmgc:{variant}", {"paths": [str(p) for p in runs]})
-    check_source_contract("lmgc", {"paths": [str(runs[0])], "document": "checkpoint", "max_chunks": 2})
+    check_source_contract("lmgc", {"paths": [str(runs[0])], "document": "chunk", "max_chunks": 2})
 
 
 def test_chunk_documents_are_the_serialized_stream_and_read_back_exactly(runs):
-    docs = list(_source({"paths": [str(p) for p in runs]}).documents())
+    options = {"paths": [str(p) for p in runs], "document": "chunk"}
+    docs = list(_source(options).documents())
     per_checkpoint = -(-len(raw_bytes(runs[0], 2)) // CHUNK)
-    assert len(docs) == 2 * 2 * per_checkpoint == _source({"paths": [str(p) for p in runs]}).count()
+    assert len(docs) == 2 * 2 * per_checkpoint == _source(options).count()
     assert [d for d, _ in docs[:per_checkpoint + 1]] == [f"0:mlp-seed1/step2/{c:06d}" for c in range(per_checkpoint)] \
         + ["0:mlp-seed1/step4/000000"]
     first = [text for _, text in docs[:per_checkpoint]]
@@ -55,15 +56,15 @@ def test_chunk_documents_are_the_serialized_stream_and_read_back_exactly(runs):
 
 
 def test_checkpoint_documents_are_exactly_what_compress_codes(runs):
-    """document: checkpoint joins the chunks' texts with nothing between them: the codec's token stream."""
-    docs = dict(_source({"paths": [str(runs[1])], "document": "checkpoint", "serialization": "hex-none",
-                         "bytes_per_group": 2}, "all").documents())
+    """document: checkpoint (the default) joins the chunks' texts with nothing between them: the codec's stream."""
+    docs = dict(_source({"paths": [str(runs[1])], "serialization": "hex-none", "bytes_per_group": 2},
+                        "all").documents())
     assert list(docs) == ["0:mlp-seed2/step2", "0:mlp-seed2/step4", "0:mlp-seed2/weights"]
     assert docs["0:mlp-seed2/weights"] == "".join(serialize_stream(raw_bytes(runs[1], "weights"), "hex-none", 2))
 
 
 def test_steps_select_and_max_chunks_choose_what_is_read(runs):
-    src = _source({"paths": [str(runs[0])], "steps": [4], "select": ["layers.0.*"], "max_chunks": 3})
+    src = _source({"paths": [str(runs[0])], "steps": [4], "select": ["layers.0.*"], "max_chunks": 3, "document": "chunk"})
     docs = list(src.documents())
     raw = raw_bytes(runs[0], 4, select=["layers.0.*"])
     n = -(-len(raw) // CHUNK)

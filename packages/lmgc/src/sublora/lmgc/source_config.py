@@ -34,9 +34,10 @@ class GradsSourceConfig(SourceConfig):
     serialization: str = Field("hex-space", description="How bytes become text (docs/lmgc.md, 'Serialize'): the "
                                "serialization the prior will code with.")
     bytes_per_group: int | None = Field(4, ge=1, description="Bytes per group (null: the whole chunk is one group).")
-    document: Literal["chunk", "checkpoint"] = Field(
-        "chunk", description="One document per serialized 512-byte chunk, or per checkpoint (its chunks' texts "
-        "joined with nothing between them: exactly the token stream `sublora lmgc compress` codes).")
+    document: Literal["checkpoint", "chunk"] = Field(
+        "checkpoint", description="One document per checkpoint, its chunks' texts joined with nothing between them "
+        "(exactly the token stream `sublora lmgc compress` codes: the better prior, docs/lmgc.md), or one per "
+        "serialized 512-byte chunk (an end-of-text token after each, which the coded stream never has).")
     steps: list[int] | None = Field(None, description="Gradient checkpoints to read, by step (null: every one). "
                                     "Ignored by the `weights` variant.")
     select: list[str] | None = Field(None, description="Tensor names or fnmatch patterns to keep (null: every "
