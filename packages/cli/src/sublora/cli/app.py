@@ -43,6 +43,7 @@ app.command("show")(show.show)
 app.command("sweep")(sweep.sweep)
 app.command("analyze")(analyze.analyze)
 app.command("sample")(sample.sample)
+app.command("export")(__import__("sublora.cli.commands.export", fromlist=["export"]).export)  # issue 13.3
 add_subapps(app)  # other distributions' command groups, e.g. `sublora lmgc` (entry-point group sublora.cli)
 
 
