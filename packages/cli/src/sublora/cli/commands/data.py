@@ -21,6 +21,8 @@ def prepare(
     tokenizer: Annotated[Optional[str], typer.Option(help="Tokenizer spec: bytes (default) or tiktoken:<encoding>.")] = None,
     out_dir: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output directory (default: the cache dir).")] = None,
     overwrite: Annotated[bool, typer.Option(help="Re-prepare into --out even if it already holds data.")] = False,
+    workers: Annotated[int, typer.Option(help="Tokenizer processes (1: this process). The files are the same "
+                                         "for any number; memory stays bounded either way.")] = 1,
 ) -> None:
     from sublora.cli.options import resolve
     from sublora.cli.progress import task_bar
@@ -37,9 +39,9 @@ def prepare(
     with task_bar("tokenize") as progress:
         if overwrite and config.data.dir is not None:
             path, reused, changed = Path(config.data.dir), False, ""
-            prepare_data(config.data, path, progress=progress, overwrite=True)
+            prepare_data(config.data, path, progress=progress, overwrite=True, workers=workers)
         else:
-            done = prepare_or_reuse(config.data, progress=progress)
+            done = prepare_or_reuse(config.data, progress=progress, workers=workers)
             path, reused, changed = done.path, done.reused, done.changed_note()
 
     meta = PreparedData.open(path).meta

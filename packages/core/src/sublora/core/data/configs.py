@@ -60,6 +60,8 @@ class HFSourceConfig(SourceConfig):
     )
     max_documents: int | None = Field(None, ge=1, description="Read only the first N rows.")
     cache_dir: str | None = Field(None, description="Cache directory of `datasets` (default: its own).")
+    streaming: bool = Field(True, description="Stream the rows (load_dataset streaming=True): nothing is "
+                            "downloaded whole or held in memory. False: build the `datasets` cache first.")
 
 
 class BytesTokenizerConfig(TokenizerConfig):

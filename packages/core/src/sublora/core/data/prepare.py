@@ -5,6 +5,10 @@ document-level bound samples whole held-in documents. Everything is written
 into a temporary sibling directory and renamed into place at the end: a
 crash never leaves a half-written directory that looks valid.
 
+Memory stays bounded whatever the corpus size: documents are tokenized in
+batches (streaming.py) into one token file, then split into train.bin and
+val.bin in one sequential pass; only the per-document lengths are held.
+
 ``ensure_prepared`` reuses a directory only when its key (settings, the
 source's resolved location and content fingerprint: see location.py) is this
 config's key as of now, so an edited corpus is prepared again, and says so.
@@ -12,11 +16,11 @@ config's key as of now, so an edited corpus is prepared again, and says so.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
 import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,10 +29,10 @@ from typing import Any
 import numpy as np
 
 from sublora.core.config import DataConfig
-from sublora.core.data.dataset import (BIN_FILES, DOC_LENGTHS_FILE, EOT_FILES, META_FILE, PreparedData,
-                                       file_sha256, token_dtype)
+from sublora.core.data.dataset import BIN_FILES, DOC_LENGTHS_FILE, EOT_FILES, META_FILE, PreparedData, token_dtype
 from sublora.core.data.location import (FORMAT_VERSION, DataIdentity, build_source, cache_prefix, cache_root,
                                         default_data_dir, identify)
+from sublora.core.data.streaming import check_workers, copy_runs, tokenize_to_file
 from sublora.core.errors import DataError
 from sublora.core.registry import registry
 
@@ -37,8 +41,6 @@ Notify = Callable[[str], None]
 
 #: How many skipped file names meta.json lists (the count is always complete).
 SKIPPED_EXAMPLES = 20
-
-_PROGRESS_SECONDS = 0.1
 
 
 def split_documents(n_documents: int, val_fraction: float, seed: int) -> np.ndarray:
@@ -53,18 +55,21 @@ def split_documents(n_documents: int, val_fraction: float, seed: int) -> np.ndar
 
 
 def prepare_data(config: DataConfig, out_dir: str | Path, progress: Progress | None = None,
-                 overwrite: bool = False) -> dict[str, Any]:
+                 overwrite: bool = False, workers: int = 1) -> dict[str, Any]:
     """Tokenize, split and write ``out_dir``; return its meta.json contents.
 
     ``progress(done, total)`` is called while documents are tokenized; ``total`` is
-    None when the source cannot count its documents up front.
+    None when the source cannot count its documents up front. ``workers`` tokenizer
+    processes (1: this process) give the same files for any count.
     """
+    check_workers(workers)
     source = build_source(config)
-    return _prepare(config, Path(out_dir).expanduser(), source, identify(config, source), progress, overwrite)
+    return _prepare(config, Path(out_dir).expanduser(), source, identify(config, source), progress, overwrite,
+                    workers)
 
 
 def _prepare(config: DataConfig, out_dir: Path, source, identity: DataIdentity, progress: Progress | None,
-             overwrite: bool) -> dict[str, Any]:
+             overwrite: bool, workers: int = 1) -> dict[str, Any]:
     """prepare_data with the source already built and identified (its fingerprint taken before reading it)."""
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())) and not overwrite:
         raise DataError(f"Data directory {str(out_dir)!r} already exists and is not empty.",
@@ -76,7 +81,7 @@ def _prepare(config: DataConfig, out_dir: Path, source, identity: DataIdentity, 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
     try:
-        meta = _write(config, source, tokenizer, tmp, progress)
+        meta = _write(config, source, tokenizer, tokenizer_config, tmp, progress, workers)
         meta.update(identity.to_meta())
         skipped = list(getattr(source, "skipped_files", []))
         meta["skipped_undecodable_files"] = len(skipped)
@@ -95,34 +100,25 @@ def _prepare(config: DataConfig, out_dir: Path, source, identity: DataIdentity, 
     return json.loads(text)  # exactly what meta.json holds (tuples become lists)
 
 
-def _write(config: DataConfig, source, tokenizer, tmp: Path, progress: Progress | None) -> dict[str, Any]:
+def _write(config: DataConfig, source, tokenizer, tokenizer_config, tmp: Path, progress: Progress | None,
+           workers: int) -> dict[str, Any]:
     dtype = token_dtype(tokenizer.vocab_size)
-    eot = np.array([tokenizer.eot_id], dtype=dtype)
-    lengths, skipped = _tokenize_all(config, source, tokenizer, tmp / "all.bin", dtype, eot, progress)
-    if not lengths:
+    lengths, skipped = _tokenize_all(config, source, tokenizer, tokenizer_config, tmp / "all.bin", dtype,
+                                     progress, workers)
+    if not len(lengths):
         raise DataError(f"The source '{config.source}' yielded no non-empty documents.",
                         hint="Check data.source and data.source_options (e.g. the path holds text files).")
-    lengths = np.asarray(lengths, dtype=np.int64)  # tokens per document, its eot included
     is_val = split_documents(len(lengths), config.val_fraction, config.split_seed)
-
-    ends = np.cumsum(lengths)
-    starts = ends - lengths
-    all_tokens = np.memmap(tmp / "all.bin", dtype=dtype, mode="r")
+    hashes = _split_files(tmp, lengths, is_val, dtype)
+    (tmp / "all.bin").unlink()
     counts: dict[str, dict[str, int]] = {"n_documents": {}, "n_tokens": {}}
-    hashes = {}
     for split, mask in (("train", ~is_val), ("val", is_val)):
-        with open(tmp / BIN_FILES[split], "wb") as fh:
-            for start, end in zip(starts[mask].tolist(), ends[mask].tolist()):
-                fh.write(all_tokens[start:end].tobytes())
         split_lengths = lengths[mask]
         np.save(tmp / EOT_FILES[split], np.cumsum(split_lengths) - 1)
         if split == "train":
             np.save(tmp / DOC_LENGTHS_FILE, split_lengths)
         counts["n_documents"][split] = int(mask.sum())
         counts["n_tokens"][split] = int(split_lengths.sum())
-        hashes[BIN_FILES[split]] = file_sha256(tmp / BIN_FILES[split])
-    del all_tokens
-    (tmp / "all.bin").unlink()
     return {
         "format_version": FORMAT_VERSION,
         "vocab_size": int(tokenizer.vocab_size),
@@ -137,35 +133,43 @@ def _write(config: DataConfig, source, tokenizer, tmp: Path, progress: Progress 
     }
 
 
-def _tokenize_all(config, source, tokenizer, path: Path, dtype, eot, progress) -> tuple[list[int], int]:
+def _split_files(tmp: Path, lengths: np.ndarray, is_val: np.ndarray, dtype: np.dtype) -> dict[str, str]:
+    """Copy each document of all.bin to train.bin or val.bin, in order; return the files' sha256.
+
+    Consecutive documents of one split are one byte range, so this is a single sequential pass.
+    """
+    ends = np.cumsum(lengths) * dtype.itemsize
+    starts = ends - lengths * dtype.itemsize
+    change = np.flatnonzero(is_val[1:] != is_val[:-1]) + 1
+    first = np.concatenate([[0], change]).tolist()
+    last = np.concatenate([change, [len(lengths)]]).tolist()
+    runs = [(int(starts[a]), int(ends[b - 1]), bool(is_val[a])) for a, b in zip(first, last)]
+    names = {False: BIN_FILES["train"], True: BIN_FILES["val"]}
+    digests = {key: hashlib.sha256() for key in names}
+    with open(tmp / names[False], "wb") as train, open(tmp / names[True], "wb") as val:
+        copy_runs(tmp / "all.bin", runs, {False: train, True: val}, digests)
+    return {names[key]: digests[key].hexdigest() for key in names}
+
+
+def _tokenize_all(config, source, tokenizer, tokenizer_config, path: Path, dtype, progress,
+                  workers: int) -> tuple[np.ndarray, int]:
     """Write every non-empty document + eot to ``path`` in source order; return lengths and #skipped."""
     count = getattr(source, "count", None)
     total = count() if callable(count) else None
     if total is not None and config.max_documents is not None:
         total = min(total, config.max_documents)
-    lengths: list[int] = []
-    skipped, last = 0, 0.0
+
+    def seen(documents: int) -> int:
+        return documents + len(getattr(source, "skipped_files", ()))
+
+    report = None if progress is None else (lambda documents: progress(seen(documents), total))
     with open(path, "wb") as fh:
-        for doc_id, text in source.documents():
-            ids = tokenizer.encode(text)
-            if ids.size == 0:
-                skipped += 1
-                continue
-            if ids.min() < 0 or ids.max() >= tokenizer.vocab_size:
-                raise DataError(f"Tokenizer '{tokenizer.name}' produced ids outside 0..{tokenizer.vocab_size - 1} "
-                                f"for document {doc_id!r}.", hint="The tokenizer plugin is broken; report it.")
-            fh.write(ids.astype(dtype).tobytes())
-            fh.write(eot.tobytes())
-            lengths.append(int(ids.size) + 1)
-            if progress is not None and time.monotonic() - last >= _PROGRESS_SECONDS:
-                progress(len(lengths) + skipped + len(getattr(source, "skipped_files", ())), total)
-                last = time.monotonic()
-            if config.max_documents is not None and len(lengths) >= config.max_documents:
-                break
+        tally = tokenize_to_file(source.documents(), tokenizer, tokenizer_config, dtype, fh, workers=workers,
+                                 max_documents=config.max_documents, progress=report)
     if progress is not None:
-        seen = len(lengths) + skipped + len(getattr(source, "skipped_files", ()))
-        progress(seen, seen)
-    return lengths, skipped
+        done = seen(tally.kept + tally.empty)
+        progress(done, done)
+    return tally.doc_lengths(), tally.empty
 
 
 def _move_into_place(tmp: Path, out_dir: Path, overwrite: bool) -> None:
@@ -207,27 +211,29 @@ class Preparation:
         return [note for note in (self.changed_note(), skipped_note(self.meta)) if note]
 
 
-def ensure_prepared(config: DataConfig, progress: Progress | None = None, notify: Notify | None = None) -> Path:
+def ensure_prepared(config: DataConfig, progress: Progress | None = None, notify: Notify | None = None,
+                    workers: int = 1) -> Path:
     """The data directory for ``config``: reused when it matches, prepared when absent.
 
     ``notify`` receives the notes of a preparation (files changed since an earlier one, files skipped).
     A directory prepared for different settings or files is never overwritten here.
     """
-    done = prepare_or_reuse(config, progress)
+    done = prepare_or_reuse(config, progress, workers)
     for note in done.notes() if notify is not None else ():
         notify(note)
     return done.path
 
 
-def prepare_or_reuse(config: DataConfig, progress: Progress | None = None) -> Preparation:
+def prepare_or_reuse(config: DataConfig, progress: Progress | None = None, workers: int = 1) -> Preparation:
     """``ensure_prepared``, saying whether the directory was reused and why it was prepared again."""
+    check_workers(workers)
     source = build_source(config)
     identity = identify(config, source)
     out_dir = Path(config.dir).expanduser() if config.dir is not None else default_data_dir(config, identity)
     if out_dir.exists() and not _is_empty_dir(out_dir):
         return _reuse(out_dir, identity)
     try:
-        meta = _prepare(config, out_dir, source, identity, progress, overwrite=False)
+        meta = _prepare(config, out_dir, source, identity, progress, overwrite=False, workers=workers)
     except DataError:
         if out_dir.exists() and not _is_empty_dir(out_dir):  # lost a race with another process
             return _reuse(out_dir, identity)

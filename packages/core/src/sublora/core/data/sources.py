@@ -159,7 +159,11 @@ class TextSource(Source):
 
 
 class HFSource(Source):
-    """A Hugging Face dataset, read in its stored row order; `datasets` is imported only here."""
+    """A Hugging Face dataset, streamed in its stored row order; `datasets` is imported only here.
+
+    Streaming (the default) reads rows as they come, so a corpus the size of OpenWebText is
+    never downloaded whole into the `datasets` cache nor held in memory.
+    """
 
     def __init__(self, config: HFSourceConfig):
         super().__init__(config)
@@ -174,27 +178,50 @@ class HFSource(Source):
             ) from exc
         cfg = self.config
         try:
-            ds = datasets.load_dataset(cfg.name, cfg.config_name, split=cfg.split,
-                                       data_files=cfg.data_files, cache_dir=cfg.cache_dir)
+            ds = datasets.load_dataset(cfg.name, cfg.config_name, split=cfg.split, data_files=cfg.data_files,
+                                       cache_dir=cfg.cache_dir, streaming=cfg.streaming)
         except Exception as exc:  # noqa: BLE001 - datasets raises many unrelated types
-            raise DataError(
-                f"Could not load dataset {cfg.name!r} (split {cfg.split!r}): {type(exc).__name__}: {exc}",
-                hint="Check the name, split and data_files; offline, load local files with name='json' and "
-                "data_files=..., or use the 'text' source.",
-            ) from exc
-        if cfg.text_field not in ds.column_names:
-            raise DataError(f"Dataset {cfg.name!r} has no column {cfg.text_field!r} "
-                            f"(columns: {', '.join(ds.column_names)}).",
-                            hint="Set data.source_options.text_field to the column holding the text.")
+            raise self._unreadable(exc) from exc
+        columns = ds.column_names  # None for a stream whose features are unknown: checked on the first rows
+        if columns is not None:
+            self._check_columns(columns)
         if cfg.max_documents is not None:
-            ds = ds.select(range(min(cfg.max_documents, len(ds))))
-        return ds.select_columns([cfg.text_field])
+            ds = ds.take(cfg.max_documents) if cfg.streaming else ds.select(range(min(cfg.max_documents, len(ds))))
+        return ds.select_columns([cfg.text_field]) if columns is not None else ds
+
+    def _unreadable(self, exc: Exception) -> DataError:
+        cfg = self.config
+        return DataError(
+            f"Could not load dataset {cfg.name!r} (split {cfg.split!r}): {type(exc).__name__}: {exc}",
+            hint="Check the name, split and data_files; offline, load local files with name='json' and "
+            "data_files=..., or use the 'text' source.",
+        )
+
+    def _check_columns(self, columns) -> None:
+        cfg = self.config
+        if cfg.text_field not in columns:
+            raise DataError(f"Dataset {cfg.name!r} has no column {cfg.text_field!r} "
+                            f"(columns: {', '.join(columns)}).",
+                            hint="Set data.source_options.text_field to the column holding the text.")
 
     def documents(self) -> Iterator[tuple[str, str]]:
         ds = self._load()
         field, index = self.config.text_field, 0
-        for batch in ds.iter(batch_size=1000):
+        batches = iter(ds.iter(batch_size=1000))
+        while True:
+            try:
+                batch = next(batches, None)
+            except Exception as exc:  # noqa: BLE001 - a stream fails while read (missing file, network)
+                raise self._unreadable(exc) from exc
+            if batch is None:
+                return
+            if index == 0:
+                self._check_columns(list(batch))
             for text in batch[field]:
+                if text is not None and not isinstance(text, str):
+                    raise DataError(f"Column {field!r} of dataset {self.config.name!r} holds "
+                                    f"{type(text).__name__} values, not text (row {index}).",
+                                    hint="Set data.source_options.text_field to the column holding the text.")
                 yield f"{self.config.name}/{self.config.split}:{index}", text or ""
                 index += 1
 
