@@ -11,6 +11,7 @@ sorted keys (safetensors itself orders metadata at random).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -28,8 +29,14 @@ NON_MODEL_FIELDS = {"train": True, "bound": True, "data": {"dir"}}
 # Fields that do not change what training produces (where the data lives, when it stops early,
 # how often it logs, checkpoints or saves gradients, how it is bounded later): an interrupted run
 # may resume with other values. Everything else, train.threads included, changes the trained bits.
-TRAINING_NEUTRAL_FIELDS = {"train": {"time_limit", "checkpoint_interval", "log_interval", "collect_grads"},
+# train.device is here as the process count is (neither is config): a run may move to another machine or
+# device and resume; the manifest records each placement (docs/scale-training.md).
+TRAINING_NEUTRAL_FIELDS = {"train": {"time_limit", "checkpoint_interval", "log_interval", "collect_grads",
+                                     "device", "dist_timeout"},
                            "bound": True, "data": {"dir"}}
+# Fields that change training but were added after runs existed: hashed only away from their default,
+# so a run made before them keeps its training identity (its config.yaml does not name them).
+ADDED_LATER = {"train": {"dtype": "auto"}}
 
 
 def model_identity(config: RunConfig) -> str:
@@ -37,7 +44,12 @@ def model_identity(config: RunConfig) -> str:
 
 
 def training_identity(config: RunConfig) -> str:
-    return config_hash(config, exclude=TRAINING_NEUTRAL_FIELDS)
+    data = config.model_dump(mode="json", exclude=TRAINING_NEUTRAL_FIELDS)
+    for section, fields in ADDED_LATER.items():
+        for name, default in fields.items():
+            if data.get(section, {}).get(name, default) == default:
+                data[section].pop(name, None)
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
 def save_checkpoint(path: Path, model, config: RunConfig, step: int, val_loss: float | None) -> None:

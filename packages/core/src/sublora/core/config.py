@@ -105,6 +105,15 @@ class TrainConfig(Section):
     collect_grads: int | None = Field(None, ge=1, description="Save the gradients of w and of the LoRA tensors "
                                       "every N optimizer steps into RUN/grads (sublora-grads/1, docs/lmgc.md); "
                                       "does not change training.")
+    # issue 12.1 / 12.3 (DDP training, GPU path): where a run trains; the process count is not config
+    # (`sublora train --nproc N` or torchrun): a run may resume with another one.
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Training device: auto = cuda when "
+                                                   "available, else cpu (recorded in the manifest).")
+    dtype: Literal["auto", "float32", "bfloat16"] = Field("auto", description="Compute dtype of the training "
+                                                          "forward (autocast; w stays float32): auto = bfloat16 "
+                                                          "on a CUDA GPU that supports it, float32 elsewhere.")
+    dist_timeout: float = Field(600.0, gt=0, description="Seconds a process of a multi-process run waits for "
+                                "the others before stopping with an error.")
 
     @model_validator(mode="after")
     def _lr_order(self) -> "TrainConfig":

@@ -13,6 +13,10 @@ atomic rename), then last/best.safetensors are published from it. Ctrl-C (any
 KeyboardInterrupt) commits the last snapshot, never half a step or evaluation; a
 resume reloads it, republishes the files, cuts metrics.jsonl back to it and first
 does the duties still pending.
+
+Several processes (torchrun, `sublora train --nproc N`; sublora.core.distributed) train one run: each
+rank computes its share of the step's micro-batches, one all-reduce sums the gradient of w, and rank 0
+alone evaluates, logs and commits. A GPU trains under bf16 autocast with fused AdamW.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import os
 import signal
 import threading
 import time
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -32,6 +36,7 @@ from typing import Any, Protocol
 import torch
 import yaml
 
+from sublora.core import distributed
 from sublora.core.checkpoint import (TRAINING_NEUTRAL_FIELDS, canonical, checkpoint_bytes, load_checkpoint, load_into,
                                      parse_checkpoint, training_identity, write_atomic)
 from sublora.core.config import RunConfig
@@ -45,7 +50,13 @@ LN2 = math.log(2.0)
 RESUMABLE_CHANGES = TRAINING_NEUTRAL_FIELDS
 FINISHED = ("trained", "bounded", "verified")
 STATE_FORMAT = "sublora-state/2"
-DROPOUT_SEED_OFFSET = 2_000_003  # the dropout RNG's seed is train.seed + this (the batches use train.seed)
+DROPOUT_SEED_OFFSET = 2_000_003  # dropout's seeds derive from train.seed + this (the batches use train.seed)
+
+
+def dropout_seed(seed: int, micro_batch: int) -> int:
+    """The global RNG's seed for one micro-batch (its index counted over the whole run): dropout masks
+    then depend on which micro-batch is computed, not on which process computes it."""
+    return (DROPOUT_SEED_OFFSET + seed * 2**32 + micro_batch) % 2**64
 
 
 class TrainCallbacks(Protocol):
@@ -82,22 +93,33 @@ def lr_at(step: int, config) -> float:
 
 
 @torch.inference_mode()
-def estimate_loss(model, data, config: RunConfig, batches: int | None = None) -> dict[str, float]:
-    """Mean loss (nats and bits/token) on fixed, seeded batches of each split, in eval mode."""
+def estimate_loss(model, data, config: RunConfig, batches: int | None = None, amp=None) -> dict[str, float]:
+    """Mean loss (nats and bits/token) on fixed, seeded batches of each split, in eval mode, on the model's
+    device (``amp``: an autocast context to evaluate under, as training runs)."""
     was_training = model.training
     model.eval()
     theta = model.flat_params()
+    device = model.w.device
     out = {}
     for split in ("train", "val"):
         gen = torch.Generator().manual_seed(config.train.seed + 1_000_003)
         losses = []
         for _ in range(batches or config.train.eval_batches):
             x, y = data.get_batch(split, config.train.batch_size, config.model.block_size, gen)
-            losses.append(model.loss(x, y, theta).item())
+            x, y = _to(x, device), _to(y, device)
+            with amp or nullcontext():
+                losses.append(model.loss(x, y, theta).item())
         out[f"{split}_loss"] = sum(losses) / len(losses)
         out[f"{split}_bpt"] = out[f"{split}_loss"] / LN2
     model.train(was_training)
     return out
+
+
+def _to(t: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A CPU batch on ``device`` (through pinned memory to a GPU, so the copy overlaps compute)."""
+    if device.type == "cpu":
+        return t
+    return t.pin_memory().to(device, non_blocking=True)
 
 
 def _prepare_run_dir(rd: RunDir, config: RunConfig) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
@@ -136,7 +158,7 @@ def _load_state(rd: RunDir) -> dict[str, Any] | None:
     if not rd.state.is_file():
         return None
     try:
-        state = torch.load(rd.state, weights_only=True)
+        state = torch.load(rd.state, weights_only=True, map_location="cpu")
         int(state["step"])
         return state
     except Exception as exc:  # noqa: BLE001 - whatever a damaged file makes torch.load raise
@@ -199,52 +221,83 @@ def _cut_metrics(rd: RunDir, size: int | None, step: int) -> dict[int, float]:
 
 def train(config: RunConfig, run_dir: str | Path, callbacks: TrainCallbacks | None = None,
           data_progress=None) -> TrainResult:
-    """Train into ``run_dir``, or resume the interrupted run there, holding the directory's lock."""
+    """Train into ``run_dir``, or resume the interrupted run there, holding the directory's lock.
+
+    Under torchrun every rank calls this: rank 0 takes the lock, checks the directory and prepares the
+    data, and hands the others what they need; only rank 0 writes into the run directory.
+    """
+    from sublora.core.data import ensure_prepared
+
     rd = RunDir(Path(run_dir))
-    with run_lock(rd.root):
-        return _train(config, rd, callbacks or _Silent(), data_progress)
+    with distributed.session(config.train) as place, ExitStack() as stack:
+        distributed.check_accum(config.train.grad_accum, place.world_size)
+
+        def begin():
+            stack.enter_context(run_lock(rd.root))
+            previous, state = _prepare_run_dir(rd, config)
+            return previous, state, ensure_prepared(config.data, progress=data_progress)
+
+        previous, state, data_dir = place.share(begin)
+        return _train(config, rd, callbacks or _Silent(), place, previous, state, data_dir)
 
 
-def _train(config: RunConfig, rd: RunDir, cb: TrainCallbacks, data_progress) -> TrainResult:
+def _train(config: RunConfig, rd: RunDir, cb: TrainCallbacks, place: distributed.Placement,
+           previous: dict[str, Any] | None, state: dict[str, Any] | None, data_dir: Path) -> TrainResult:
     from sublora.core.build import build_model
-    from sublora.core.data import PreparedData, ensure_prepared
+    from sublora.core.data import PreparedData
 
     tc = config.train
-    previous, state = _prepare_run_dir(rd, config)
-
+    main = place.is_main
     torch.set_num_threads(tc.threads)
-    data = PreparedData.open(ensure_prepared(config.data, progress=data_progress))
+    data = PreparedData.open(data_dir)
     recorded = (previous or {}).get("data", {}).get("sha256")
     if recorded and data.meta.get("sha256") != recorded:
         raise DataError(f"The prepared data in {data.path} is not the data {rd.root} was trained on so far.",
                         hint="Point --data.dir at the original data, or re-prepare it with the run's own config.")
-    model = build_model(config, data.vocab_size, data.eot_id)
+    model = build_model(config, data.vocab_size, data.eot_id).to(place.device)  # theta0 and P: built here, per rank
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
     owned = [p for p in model.projector.parameters() if p.requires_grad]
     groups = [{"params": [model.w], "lr_scale": 1.0}]
     if owned:  # e.g. learned gates: their own learning rate, no weight decay
         groups.append({"params": owned, "lr_scale": float(model.projector.lr_scale), "weight_decay": 0.0})
-    optimizer = torch.optim.AdamW(groups, lr=tc.lr, betas=(tc.beta1, tc.beta2), weight_decay=tc.weight_decay)
-    batch_gen = torch.Generator().manual_seed(tc.seed)
+    fused = place.device.type == "cuda"  # one kernel for the whole update on a GPU
+    optimizer = torch.optim.AdamW(groups, lr=tc.lr, betas=(tc.beta1, tc.beta2), weight_decay=tc.weight_decay,
+                                  fused=fused or None)
+    batch_gen = torch.Generator().manual_seed(tc.seed)  # on the CPU: the same batches on every device
+    reduce = distributed.GradientSum([model.w, *owned], place)
+    amp = distributed.autocast(place)
+    local_accum = tc.grad_accum // place.world_size
 
-    with torch.random.fork_rng(devices=[]):  # dropout draws from the global RNG: seeded here, saved, restored
-        torch.manual_seed(tc.seed + DROPOUT_SEED_OFFSET)
+    rng_devices = [place.device.index or 0] if place.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=rng_devices):  # dropout draws from the global RNG: seeded per micro-batch
         step, pending, step_loss, best_val, best_file, elapsed_before = 0, False, 0.0, None, None, 0.0
         if state is not None:
             step, pending, step_loss, best_val, best_file, elapsed_before = _resume(
-                rd, state, model, optimizer, batch_gen, config)
-        else:  # a fresh start, maybe over a run that never completed a step
+                rd, state, model, optimizer, batch_gen, config, publish=main)
+            for group in optimizer.param_groups:  # a run may move between devices: the update suits this one
+                group["fused"] = fused or None
+        elif main:  # a fresh start, maybe over a run that never completed a step
             for leftover in (rd.metrics, rd.last, rd.best, rd.state):
                 leftover.unlink(missing_ok=True)
 
-        manifest = previous or new_manifest(config, status="training")
-        manifest.update(config=config.to_dict(), config_sha256=config_hash(config), status="training",
-                        data={"dir": str(data.path), **{k: data.meta.get(k) for k in ("config_key", "sha256", "vocab_size", "n_tokens", "n_documents")}},
-                        model={"D": model.D, "d": model.d, "layout": model.layout.fingerprint(), "projector": model.projector.config.spec})
-        write_json(rd.manifest, manifest)
-        rd.config_yaml.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
-        grad_log = _grad_log(rd, config, model, manifest, step if state is not None else None) if tc.collect_grads else None
+        manifest = grad_log = None
+        if main:
+            manifest = previous or new_manifest(config, status="training")
+            placed = _placements(manifest, place, step, previous is not None)
+            manifest.update(config=config.to_dict(), config_sha256=config_hash(config), status="training",
+                            data={"dir": str(data.path), **{k: data.meta.get(k) for k in ("config_key", "sha256", "vocab_size", "n_tokens", "n_documents")}},
+                            model={"D": model.D, "d": model.d, "layout": model.layout.fingerprint(), "projector": model.projector.config.spec},
+                            **place.record(), placements=placed,
+                            allreduce={"bytes_per_step": reduce.bytes_per_step, "numbers": reduce.numel + 1 if place.world_size > 1 else 0,
+                                       "what": "sum of the gradients of w and projector-owned tensors, plus the step's loss"})
+            write_json(rd.manifest, manifest)
+            rd.config_yaml.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+            if len(placed) > 1 and placed[-1]["from_step"] == step and state is not None:
+                with rd.metrics.open("a") as f:  # a resume on another world size, device or dtype: said once
+                    f.write(json.dumps({"event": "placement", "step": step, **placed[-1], "previous": placed[-2]}) + "\n")
+            grad_log = _grad_log(rd, config, model, manifest, step if state is not None else None) if tc.collect_grads else None
+        collect = bool(tc.collect_grads)
 
         tokens_per_step = tc.batch_size * tc.grad_accum * config.model.block_size
         t_start = time.perf_counter()
@@ -258,7 +311,11 @@ def _train(config: RunConfig, rd: RunDir, cb: TrainCallbacks, data_progress) -> 
                 f.write(json.dumps(event) + "\n")
 
         def snapshot() -> dict[str, Any]:
-            """Everything a resume needs to continue exactly from here (copies: the loop goes on)."""
+            """Everything a resume needs to continue exactly from here (copies: the loop goes on).
+
+            The same on every rank, whatever the number of ranks: only rank 0 keeps one."""
+            if not main:
+                return {"step": step}
             return {"step": step, "pending": pending, "step_loss": step_loss, "best_val": best_val, "best": best_file,
                     "hypothesis": {k: v.detach().clone() for k, v in model.hypothesis().items()},
                     "report": model.projector.report(), "optimizer": copy.deepcopy(optimizer.state_dict()),
@@ -267,11 +324,15 @@ def _train(config: RunConfig, rd: RunDir, cb: TrainCallbacks, data_progress) -> 
 
         def after_duties(snap: dict[str, Any]) -> dict[str, Any]:
             """The snapshot once a step's duties are done: they move only the best model and the log."""
+            if not main:
+                return snap
             return {**snap, "pending": False, "best_val": best_val, "best": best_file, "torch_rng": torch.get_rng_state(),
                     "metrics_size": _file_size(rd.metrics), "elapsed": elapsed()}
 
         def commit(snap: dict[str, Any]) -> None:
-            """state.pt (one atomic rename), then the checkpoint files it holds; metrics cut back to it."""
+            """state.pt (one atomic rename), then the checkpoint files it holds; metrics cut back to it (rank 0)."""
+            if not main:
+                return
             record = {k: v for k, v in snap.items() if k not in ("hypothesis", "report")}
             record.update(format=STATE_FORMAT, last=checkpoint_bytes(model, config, snap["step"], None,
                                                                     snap["hypothesis"], snap["report"]))
@@ -283,28 +344,40 @@ def _train(config: RunConfig, rd: RunDir, cb: TrainCallbacks, data_progress) -> 
                 _publish(rd, record)
 
         def update() -> float:
-            """The first half of a step: one optimizer step on grad_accum micro-batches; returns the loss."""
+            """The first half of a step: one optimizer step on grad_accum micro-batches; returns the loss.
+
+            The step's micro-batches are one sequence drawn on every rank; rank r computes r, r + N, ...
+            and one all-reduce sums the gradients of w (the projection is never communicated)."""
             nonlocal tokens_window
+            distributed.maybe_fail(place, step)
             lr = lr_at(step, tc)
             for group in optimizer.param_groups:
                 group["lr"] = lr * group.get("lr_scale", 1.0)
             # One projection per optimizer step: micro-batches backprop into theta, then theta into w.
             theta = model.flat_params()
             theta_leaf = theta.detach().requires_grad_(True)
-            loss_sum = 0.0
-            for _ in range(tc.grad_accum):
+            loss_acc = torch.zeros((), dtype=torch.float64, device=place.device)
+            for k in range(tc.grad_accum):
                 x, y = data.get_batch("train", tc.batch_size, config.model.block_size, batch_gen)
-                loss = model.loss(x, y, theta_leaf) / tc.grad_accum
+                if k % place.world_size != place.rank:
+                    continue  # another rank's micro-batch: drawn only to keep the stream in step
+                torch.manual_seed(dropout_seed(tc.seed, step * tc.grad_accum + k))
+                x, y = _to(x, place.device), _to(y, place.device)
+                with amp:
+                    loss = model.loss(x, y, theta_leaf) / tc.grad_accum
                 loss.backward()
-                loss_sum += loss.item()
+                loss_acc += loss.detach().double()
+            theta.backward(theta_leaf.grad)
+            loss_sum = reduce(float(loss_acc))  # w.grad (and owned tensors' grads) summed over the ranks
             if not math.isfinite(loss_sum):
                 raise TrainingError(
                     f"Loss became {loss_sum} at step {step}.",
                     hint=f"Lower --train.lr (now {tc.lr:g}) or set --train.grad_clip; the last good checkpoint is in {rd.checkpoint_dir}.",
                 )
-            theta.backward(theta_leaf.grad)
-            if grad_log is not None and (step + 1) % tc.collect_grads == 0:  # before clipping: the raw gradient
-                grad_log.add(step + 1, _gradients(model, theta_leaf.grad))
+            if collect and (step + 1) % tc.collect_grads == 0:  # before clipping: the raw gradient
+                theta_grad = reduce.sum_tensor(theta_leaf.grad)
+                if grad_log is not None:
+                    grad_log.add(step + 1, _gradients(model, theta_grad))
             if tc.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(params, tc.grad_clip)
             optimizer.step()
@@ -326,7 +399,7 @@ def _train(config: RunConfig, rd: RunDir, cb: TrainCallbacks, data_progress) -> 
             else:
                 cb.on_step(step, {"loss": step_loss, "lr": lr})
             if step % tc.eval_interval == 0 or step == tc.max_steps:
-                metrics = estimate_loss(model, data, config)
+                metrics = estimate_loss(model, data, config, amp=amp)
                 report = model.projector.report()
                 log({"event": "eval", "step": step, **metrics, **({"projector": report} if report else {})})
                 cb.on_eval(step, metrics)
@@ -340,13 +413,14 @@ def _train(config: RunConfig, rd: RunDir, cb: TrainCallbacks, data_progress) -> 
             cb.on_start(step, tc.max_steps)
             while True:
                 if pending:
-                    duties()
+                    if main:  # the other ranks wait for it at the next step's all-reduce
+                        duties()
                     pending = False
                     boundary = after_duties(boundary)
                     if step % tc.checkpoint_interval == 0 or step == tc.max_steps:
                         commit(boundary)
                         committed = boundary
-                    if tc.time_limit and time.perf_counter() - t_start > tc.time_limit:
+                    if tc.time_limit and place.agree(time.perf_counter() - t_start > tc.time_limit):
                         break
                 if step >= tc.max_steps:
                     break
@@ -356,13 +430,16 @@ def _train(config: RunConfig, rd: RunDir, cb: TrainCallbacks, data_progress) -> 
                 boundary = snapshot()
             if committed is not boundary:
                 commit(boundary)
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, distributed.RankLost) as exc:
             if boundary is None:
                 raise
             try:
-                commit(boundary)
+                commit(boundary)  # every rank finished the boundary's step: it is the run's, whatever failed after
             except KeyboardInterrupt:  # a second Ctrl-C: this commit landed whole, or the one before stands
                 pass
+            if isinstance(exc, distributed.RankLost):
+                raise distributed.RankLost(f"{exc.message} The run is saved at step {boundary['step']} in {rd.root}.",
+                                           hint=exc.hint) from exc
             raise RunInterrupted(
                 f"interrupted at step {boundary['step']} of {tc.max_steps}; the run is saved in {rd.root}: "
                 "rerun the same command to resume.", step=boundary["step"]) from None
@@ -371,6 +448,8 @@ def _train(config: RunConfig, rd: RunDir, cb: TrainCallbacks, data_progress) -> 
 
     seconds = elapsed()
     finished = step >= tc.max_steps
+    if not main:
+        return TrainResult(rd.root, step, finished, None, seconds, step * tokens_per_step / max(seconds, 1e-9))
     if grad_log is not None and finished:
         with torch.no_grad():
             grad_log.set_weights(_gradients(model, model.flat_params(), weights=True), step)
@@ -379,13 +458,29 @@ def _train(config: RunConfig, rd: RunDir, cb: TrainCallbacks, data_progress) -> 
                     projector_report=model.projector.report(),
                     training={"steps": step, "seconds": round(seconds, 2), "best_val_loss": best_val,
                               "best_val_bpt": None if best_val is None else best_val / LN2,
-                              "threads": tc.threads})
+                              "threads": tc.threads, "world_size": place.world_size,
+                              "allreduce_bytes": reduce.bytes_total})
     write_json(rd.manifest, manifest)
     return TrainResult(rd.root, step, finished, best_val, seconds, step * tokens_per_step / max(seconds, 1e-9))
 
 
-def _resume(rd: RunDir, state: dict[str, Any], model, optimizer, batch_gen, config: RunConfig):
-    """Load a committed state into the model, optimizer and RNGs; republish its files; cut the metrics back."""
+def _placements(manifest: dict[str, Any], place: distributed.Placement, step: int, resumed: bool) -> list[dict[str, Any]]:
+    """The run's placements (world size, device, dtype, each from a step on), with a new one when this
+    process's differs from the one the resumed step was trained under."""
+    now = place.record()
+    history = [dict(p) for p in manifest.get("placements", [])] if resumed else []
+    if resumed and not history:  # a run from before placements were recorded: one CPU process, float32
+        history = [{"from_step": 0, "world_size": 1, "device": "cpu", "dtype": "float32", "backend": None}]
+    while history and history[-1]["from_step"] >= step and step > 0:  # placements of no committed step
+        history.pop()
+    if not history or {k: history[-1].get(k) for k in now} != now:
+        history.append({"from_step": step, **now})
+    return history
+
+
+def _resume(rd: RunDir, state: dict[str, Any], model, optimizer, batch_gen, config: RunConfig, publish: bool = True):
+    """Load a committed state into the model, optimizer and RNGs; republish its files and cut the metrics
+    back (``publish``: rank 0 only)."""
     step = int(state["step"])
     try:
         if "last" in state:
@@ -405,7 +500,10 @@ def _resume(rd: RunDir, state: dict[str, Any], model, optimizer, batch_gen, conf
                               "this run from step 0.") from exc
     if "best" in state:
         best_file, pending = state["best"], bool(state["pending"])
-        _publish(rd, state)
+        if publish:
+            _publish(rd, state)
+    elif not publish:
+        best_file, pending = None, True
     else:  # a state.pt from before sublora-state/2 does not say whether its step's evaluation was done: redo it
         best_file, pending = (canonical(rd.best.read_bytes()) if rd.best.is_file() else None), True
         state["step_loss"] = _cut_metrics(rd, None, step - 1).get(step, 0.0)  # its log line is written again
