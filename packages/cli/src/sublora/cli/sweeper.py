@@ -1,9 +1,11 @@
-"""Run every point of a grid: `sublora run` per point in a subprocess, several at once, resumable.
+"""Run every point of a grid: `sublora run` per point in a process of its own, resumable.
 
 Each point runs in its own process (``python -m sublora.cli.app run --out DIR/NAME
 --config DIR/configs/NAME.yaml``), so one failing or crashing point never takes the
-others down, and ``--jobs N`` runs N at once, each with ``threads`` torch threads
-(default: the CPU count divided by N, so the machine is not oversubscribed).
+others down. Where that process runs is the launcher's business (``sublora.core.launcher``):
+``local`` runs ``--jobs N`` at once on this machine, each with ``threads`` torch threads
+(default: the CPU count divided by N, so the machine is not oversubscribed); ``slurm`` submits
+each point as a job-array element with its grid ``resources`` (threads: their ``cpus``).
 
 State lives in the run directories themselves (a point is finished when its
 certificate exists; an interrupted one resumes from its last checkpoint) and in
@@ -20,11 +22,9 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,7 @@ from typing import Any
 import yaml
 
 from sublora.core.errors import RunDirError, SubloraError
+from sublora.core.launcher import Launcher, Task
 from sublora.core.manifest import describe_diff, read_json, write_json
 from sublora.core.rundir import Changes, RunDir
 from sublora.core.runlock import run_lock
@@ -48,30 +49,36 @@ class PointState:
     seconds: float | None = None
     started: float | None = None
     rerun: bool = False  # redo the stages its changed settings affect (`sublora run --rerun-changed`)
+    job: str | None = None  # the launcher's id of its last job (pid, or SLURM job id)
+    launcher: str | None = None  # the launcher that ran it last
 
     def to_json(self) -> dict[str, Any]:
         return {"labels": self.point.labels, "overrides": self.point.overrides, "state": self.state,
-                "error": self.error, "seconds": self.seconds}
+                "error": self.error, "seconds": self.seconds, "launcher": self.launcher, "job": self.job}
 
 
 @dataclass
 class Sweep:
     grid: Grid
     out: Path
-    jobs: int = 1
+    jobs: int | None = None
     threads: int | None = None
     rerun_changed: bool = False
+    launcher: Launcher | None = None  # default: the local launcher with ``jobs``
     points: dict[str, PointState] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
-    _procs: dict[str, subprocess.Popen] = field(default_factory=dict)
     _stopping: bool = False
 
     def __post_init__(self) -> None:
         self.out = Path(self.out)
+        if self.launcher is None:
+            self.launcher = make_launcher("local", self.grid, jobs=self.jobs)
+        self.jobs = self.launcher.jobs
         previous = read_json(self.state_file) if self.state_file.is_file() else {}
         self.previous_states = {name: p.get("state") for name, p in previous.get("points", {}).items()}
+        self.previous_jobs = {name: (p.get("launcher"), p.get("job")) for name, p in previous.get("points", {}).items()}
         if self.threads is None:
-            self.threads = previous.get("threads") or max(1, (os.cpu_count() or 1) // max(1, self.jobs))
+            self.threads = previous.get("threads") or self.launcher.default_threads(self.grid.resources)
         # every point's config, built now so a typo fails before any point runs; the grid may set its own threads
         self.configs = {p.name: self.grid.config(p, defaults={"train.threads": self.threads})
                         for p in self.grid.points()}
@@ -128,68 +135,76 @@ class Sweep:
     def save(self) -> None:
         with self._lock:
             data = {"format": "sublora-sweep/1", "grid": self.grid.model_dump(mode="json"), "threads": self.threads,
-                    "jobs": self.jobs, "conditions": self.grid.conditions, "replicates": self.grid.replicates,
+                    "jobs": self.jobs, "launcher": self.launcher.config.spec, "conditions": self.grid.conditions, "replicates": self.grid.replicates,
                     "points": {name: ps.to_json() for name, ps in self.points.items()}}
             write_json(self.state_file, data)
 
-    def run_point(self, ps: PointState) -> None:
-        """Run one point to its certificate; any failure is recorded on the point, never raised."""
-        if self._stopping:
-            return
-        try:
-            self._run_point(ps)
-        except Exception as exc:  # noqa: BLE001 - a failing point must not stop the others
-            ps.state, ps.error = "failed", f"{type(exc).__name__}: {exc}"
-            self.save()
-
-    def _run_point(self, ps: PointState) -> None:
+    def task(self, ps: PointState) -> Task:
+        """The point as a launcher task: its exact config written to DIR/configs/NAME.yaml, its command, log."""
         name = ps.point.name
         config_path = self.out / "configs" / f"{name}.yaml"
         config_path.parent.mkdir(parents=True, exist_ok=True)
         config_path.write_text(yaml.safe_dump(self.config_of(ps.point).to_dict(), sort_keys=False))
-        log = self.out / "logs" / f"{name}.log"
-        log.parent.mkdir(parents=True, exist_ok=True)
-        env = {k: v for k, v in os.environ.items() if k != "SUBLORA_DEBUG"}
-        env.update(OMP_NUM_THREADS=str(self.threads), MKL_NUM_THREADS=str(self.threads), COLUMNS="160")
         cmd = [sys.executable, "-m", "sublora.cli.app", "run", "--out", str(self.out / name), "--config", str(config_path)]
         if ps.rerun:
             cmd.append("--rerun-changed")
-        ps.state, ps.started, ps.error = "running", time.time(), None
+        env = {"OMP_NUM_THREADS": str(self.threads), "MKL_NUM_THREADS": str(self.threads), "COLUMNS": "160"}
+        return Task(name, tuple(cmd), env, self.out / "logs" / f"{name}.log", self.grid.resources_of(ps.point))
+
+    def _started(self, task: Task, job: str | None) -> None:
+        ps = self.points[task.name]
+        ps.state, ps.started, ps.error, ps.seconds = "running", time.time(), None, None
+        ps.job, ps.launcher = job, self.launcher.config.spec
         self.save()
-        with open(log, "w") as fh:
-            proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env)
-            self._procs[name] = proc
-            code = proc.wait()
-            self._procs.pop(name, None)
-        ps.seconds = round(time.time() - ps.started, 1)
+
+    def _finished(self, task: Task, code: int | None, error: str | None) -> None:
+        """What a point's end means is read from its run directory, whatever the launcher says."""
+        ps = self.points[task.name]
+        ps.seconds = round(time.time() - ps.started, 1) if ps.started else None
         if self._stopping:
             ps.state = "interrupted"
-        elif code == 0 and run_state(self.out / name) in FINISHED:
+        elif code == 0 and run_state(self.out / task.name) in FINISHED:
             ps.state = "done"
+        elif code is None:
+            ps.state, ps.error = "failed", f"{error or 'lost by the launcher'} (rerun the sweep: it resumes " \
+                f"from the last checkpoint)"
         else:
-            ps.state, ps.error = "failed", error_line(log, code)
+            ps.state, ps.error = "failed", error_line(task.log, code)
         self.save()
 
     def run(self, on_change=None) -> list[PointState]:
-        """Run every unfinished point (``jobs`` at once); a failing point is recorded, the others go on."""
+        """Run every unfinished point through the launcher; a failing point is recorded, the others go on."""
         with run_lock(self.out):
             return self._run(on_change)
 
     def _run(self, on_change=None) -> list[PointState]:
         todo = self.plan()
         self.prepare_data(todo)
-        with ThreadPoolExecutor(max_workers=max(1, self.jobs)) as pool:
-            futures = [pool.submit(self.run_point, ps) for ps in todo]
+        tasks = [self.task(ps) for ps in todo]
+        spec = self.launcher.config.spec
+        if hasattr(self.launcher, "previous_jobs"):  # a scheduler's jobs may outlive the sweep that submitted them
+            self.launcher.previous_jobs = {n: job for n, (by, job) in self.previous_jobs.items() if by == spec and job}
+        failure: list[BaseException] = []
+
+        def launch() -> None:
             try:
-                while not all(f.done() for f in futures):
-                    if on_change:
-                        on_change(self)
-                    time.sleep(0.5)
-            except KeyboardInterrupt:
-                self.stop()
-                raise
-        for f in futures:
-            f.result()
+                self.launcher.launch(tasks, self._started, self._finished)
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the calling thread
+                failure.append(exc)
+
+        worker = threading.Thread(target=launch, name="sublora-launcher", daemon=True)
+        worker.start()
+        try:
+            while worker.is_alive():
+                if on_change:
+                    on_change(self)
+                worker.join(0.5)
+        except KeyboardInterrupt:
+            self.stop()
+            worker.join()
+            raise
+        if failure:
+            raise failure[0]
         if on_change:
             on_change(self)
         return list(self.points.values())
@@ -207,14 +222,23 @@ class Sweep:
                 ensure_prepared(data)
 
     def stop(self) -> None:
-        """Interrupt: stop queued points, terminate running ones (they resume from their checkpoints)."""
+        """Interrupt: start no more points, stop running ones (they resume from their checkpoints)."""
         self._stopping = True
-        for proc in list(self._procs.values()):
-            proc.terminate()
+        self.launcher.stop()
         for ps in self.points.values():
             if ps.state == "queued":
                 ps.state = "pending"
         self.save()
+
+
+def make_launcher(spec: str, grid: Grid | None = None, jobs: int | None = None) -> Launcher:
+    """Build a launcher from its spec, its options in the grid's ``launchers:`` block and ``--jobs``."""
+    from sublora.core.registry import registry
+
+    options = dict((grid.launchers if grid else {}).get(spec.split(":")[0].strip().lower(), {}))
+    if jobs is not None:
+        options["jobs"] = jobs
+    return registry("launcher").config(spec, options).build()
 
 
 def error_line(log: Path, code: int) -> str:

@@ -36,6 +36,7 @@ KINDS: dict[str, str] = {
     "bound": "sublora.bounds",
     "source": "sublora.sources",
     "tokenizer": "sublora.tokenizers",
+    "launcher": "sublora.launchers",  # how `sublora sweep` runs its points (issue 12.5)
 }
 
 

@@ -23,6 +23,15 @@ Points are the Cartesian product of the axes, named by joining their labels
 (``d1000_fixed0.8_seed42``); a plain axis labels its value as name + value.
 Later axes override earlier ones and the base. ``replicate`` axes are averaged
 over by ``sublora analyze``; the other axes define the conditions compared.
+
+What a point asks a scheduler for (``sublora sweep --launcher slurm``) is not part of its
+config: a ``resources:`` block gives every point's (partition, gpus, cpus, mem, time, ...),
+and an axis overrides them per point with ``resources.*`` keys (``resources.gpus: 4``).
+``launchers:`` holds options per launcher name (``slurm: {setup: [...]}``)::
+
+    resources: {partition: gpu, gpus: 1, cpus: 8, mem: 32G, time: "12:00:00"}
+    launchers:
+      slurm: {setup: ["module load cuda"]}
 """
 
 from __future__ import annotations
@@ -37,7 +46,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from sublora.core.config import RunConfig
 from sublora.core.errors import ConfigError
+from sublora.core.launcher import Resources
 
+RESOURCES = "resources."  #: dotted keys of an axis that set the point's resources, not its config
 _UNSAFE = re.compile(r"[^A-Za-z0-9._+-]+")
 
 
@@ -89,6 +100,10 @@ class Grid(BaseModel):
     preset: str | None = Field(None, description="Starting preset of every point (see `sublora run --preset`).")
     base: dict[str, Any] = Field(default_factory=dict, description="Config of every point: nested or dotted keys.")
     axes: list[Axis] = Field(min_length=1)
+    resources: Resources = Field(default_factory=Resources, description="What each point asks a scheduler for; "
+                                 "axes override it with resources.* keys.")
+    launchers: dict[str, dict[str, Any]] = Field(default_factory=dict, description="Options per launcher name, "
+                                                 "e.g. {slurm: {setup: ['module load cuda']}}.")
 
     @model_validator(mode="after")
     def _unique(self) -> "Grid":
@@ -103,7 +118,20 @@ class Grid(BaseModel):
             if point.name in seen:
                 raise ValueError(f"two points get the same name {point.name!r}; make the axis labels distinct")
             seen[point.name] = point.labels
+            self.resources_of(point)  # a bad resources.* value fails here, naming the point
         return self
+
+    def resources_of(self, point: "Point") -> Resources:
+        """The point's resources: the grid's ``resources`` with the point's ``resources.*`` keys on top."""
+        mine = {k[len(RESOURCES):]: v for k, v in point.overrides.items() if k.startswith(RESOURCES)}
+        if not mine:
+            return self.resources
+        try:
+            return Resources.model_validate({**self.resources.model_dump(exclude_unset=True), **mine})
+        except Exception as exc:
+            from sublora.core.component import validation_message
+
+            raise ValueError(f"point {point.name!r}: resources: {validation_message(exc)}") from exc
 
     def points(self) -> list["Point"]:
         out = []
@@ -136,7 +164,7 @@ class Grid(BaseModel):
         nested = {k: v for k, v in self.base.items() if "." not in k}
         dotted = {k: v for k, v in self.base.items() if "." in k}
         data = apply_overrides(_deep_merge(data, nested), dotted)
-        data = apply_overrides(data, point.overrides)
+        data = apply_overrides(data, {k: v for k, v in point.overrides.items() if not k.startswith(RESOURCES)})
         try:
             return RunConfig.from_dict(data)
         except ConfigError as exc:

@@ -19,9 +19,14 @@ STYLE = {"done": "green", "skipped": "green", "running": "yellow", "failed": "re
 def sweep(
     grid_file: Annotated[Path, typer.Argument(help="GRID.yaml: base config plus axes (see configs/grids/).")],
     out_dir: Annotated[Optional[Path], typer.Option("--out", "-o", help="Results directory (default: runs/<grid name>).")] = None,
-    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Points run at once.")] = 1,
-    threads: Annotated[Optional[int], typer.Option("--threads", min=1, help="torch threads per point "
-                                                   "(default: CPU count / jobs, or what the sweep used before).")] = None,
+    jobs: Annotated[Optional[int], typer.Option("--jobs", "-j", min=1, help="Points run at once (local: default 1; "
+                                                "slurm: the job array's %N limit, default none).")] = None,
+    threads: Annotated[Optional[int], typer.Option("--threads", min=1, help="torch threads per point (default: "
+                                                   "local: CPU count / jobs; slurm: the grid's resources.cpus; "
+                                                   "or what the sweep used before).")] = None,
+    launcher: Annotated[str, typer.Option("--launcher", "-l", help="Where points run: 'local' (processes here) or "
+                                          "'slurm' (job arrays through submitit; options in the grid's "
+                                          "`launchers: {slurm: ...}`). `sublora plugins --kind launcher` lists all.")] = "local",
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List the points and their state; run nothing.")] = False,
     rerun_changed: Annotated[bool, typer.Option(
         "--rerun-changed", help="Redo points whose run has other settings than the grid now gives them "
@@ -30,15 +35,16 @@ def sweep(
     """Run every point (train, compress, bound, verify) into its own run directory named from its axis values.
 
     Finished points are skipped, interrupted ones resume, a failing point is recorded with its error
-    (DIR/sweep.json, DIR/logs/) and does not stop the others; a failed point is retried with the grid's
-    current settings. Points whose runs have other settings than the grid are refused by name unless
-    --rerun-changed. Then `sublora analyze DIR`.
+    (DIR/sweep.json, DIR/logs/) and does not stop the others; a failed point (or one whose job was
+    killed) is retried with the grid's current settings, from its last checkpoint. Points whose runs
+    have other settings than the grid are refused by name unless --rerun-changed. Then `sublora analyze DIR`.
     """
-    from sublora.cli.sweeper import Sweep
+    from sublora.cli.sweeper import Sweep, make_launcher
     from sublora.core.sweep import load_grid, run_state
 
     grid = load_grid(grid_file)
-    runner = Sweep(grid, out_dir or Path("runs") / grid.name, jobs=jobs, threads=threads, rerun_changed=rerun_changed)
+    runner = Sweep(grid, out_dir or Path("runs") / grid.name, threads=threads, rerun_changed=rerun_changed,
+                   launcher=make_launcher(launcher, grid, jobs=jobs))
     if dry_run:
         table = Table(title=f"{grid.name}: {len(runner.points)} points in {runner.out}", title_justify="left")
         for col in ("point", *[a.name for a in grid.axes], "state"):
@@ -70,7 +76,8 @@ def render(runner) -> Table:
     """One row per point: state, training progress, losses, headline bound, time."""
     from sublora.cli.sweeper import progress_of
 
-    table = Table(title=f"sweep {runner.grid.name}: {runner.out} (jobs {runner.jobs}, {runner.threads} threads each)",
+    table = Table(title=f"sweep {runner.grid.name}: {runner.out} ({runner.launcher.describe()}, {runner.threads} threads "
+                  "each)",
                   title_justify="left")
     for col, justify in (("point", "left"), ("state", "left"), ("step", "right"), ("train bits/tok", "right"),
                          ("val bits/tok", "right"), ("bound", "right"), ("time", "right")):
@@ -82,6 +89,8 @@ def render(runner) -> Table:
         best = info.get("best") or {}
         seconds = ps.seconds if ps.seconds is not None else (now - ps.started if ps.started else None)
         state = f"[{STYLE.get(ps.state, 'white')}]{ps.state}[/]"
+        if ps.state == "running" and ps.job and runner.launcher.config.spec != "local":
+            state += f" [dim](job {ps.job})[/]"
         if ps.error:
             state += f" [red]{ps.error[:60]}[/]"
         table.add_row(name, state, step, _num(info.get("loss_bpt")), _num(info.get("val_bpt")),
