@@ -193,6 +193,8 @@ def verify(run_dir: str | Path, rescore_mode: str = "quick", seed: int | None = 
     random with ``seed`` (fresh entropy when None; reported, so a check can be repeated), "all" every sampled
     block and document.
     """
+    from sublora.bounds.posthoc.verify import is_posthoc, verify_posthoc  # issue 13.2: `sublora bound-model` output
+    if is_posthoc(run_dir): return verify_posthoc(run_dir, rescore_mode, seed, tolerance)  # noqa: E701
     from sublora.core.runlock import run_lock
 
     with run_lock(run_dir, "sublora verify"):
