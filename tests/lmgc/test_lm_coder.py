@@ -217,3 +217,32 @@ def test_sublora_bound_and_verify_with_the_lm_coder(options, make_tiny_config, t
     named = cert["bound_settings"]["coder_options"]
     assert (named if coder == "lm" else named["candidate_options"]["lm"])["identity"] == options["identity"]
     verify(run)
+    checks = cert["coder_checks"] if coder == "lm" else cert["coder_checks"]["lm"]
+    assert checks["identity"] == options["identity"] and checks["independent_of"] is not None
+
+
+@pytest.mark.slow
+def test_sublora_bound_refuses_a_prior_that_saw_the_runs_data(options, tmp_path):
+    """certify calls the coder's check_run_data before any work: a run trained on the prior's own corpus is refused."""
+    import copy
+    import json
+    from pathlib import Path
+
+    from lmgc_priors import TINY
+    from sublora.bounds.certify import certify
+    from sublora.core.config import RunConfig
+    from sublora.core.train import train
+    from sublora.lmgc.errors import PriorNotIndependentError
+
+    prior_manifest = json.loads((Path(options["prior"]) / "manifest.json").read_text())
+    meta = json.loads((Path(prior_manifest["data"]["dir"]) / "meta.json").read_text())
+    config = copy.deepcopy(TINY)
+    config["data"]["source_options"] = {"path": meta["source_location"]}  # the prior's own corpus
+    config["train"]["max_steps"] = 2
+    config["bound"] = {"levels": 5, "qat_steps": 0, "doc_samples": 3, "token_blocks": 8, "coder": "shortest",
+                       "coder_options": {"candidates": ["arithmetic", "lm"], "candidate_options": {"lm": options}}}
+    run = tmp_path / "run"
+    train(RunConfig.from_dict(config), run)
+    with pytest.raises(PriorNotIndependentError):
+        certify(run)
+    assert not (run / "certificate.json").exists() and not (run / "model.slc").exists()

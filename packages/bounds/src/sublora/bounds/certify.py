@@ -132,7 +132,16 @@ def certificate_fields(config: RunConfig, model, data, quantized: dict[str, Quan
         "searches": {"attempts": attempts},  # k sets the delta of every bound
         "bounds": compute_bounds(config, evidence, complexity, delta),
         "headline": headline_bound(config, evidence, complexity, delta),
+        **coder_checks(config, data),
     }
+
+
+def coder_checks(config: RunConfig, data) -> dict[str, Any]:
+    """``{"coder_checks": record}`` when the coder carries a learned model (an LM prior) and checked that it
+    is independent of the run's training data (else it raised); ``{}`` for coders without one."""
+    record = {"dir": str(data.path), **{k: data.meta.get(k) for k in ("config_key", "sha256")}}
+    checked = _coder(config).check_run_data(record)
+    return {"coder_checks": checked} if checked is not None else {}
 
 
 def _save_evidence(path: Path, evidence: Evidence) -> None:
@@ -381,6 +390,7 @@ def _certify(run_dir: str | Path, progress: ProgressFactory | None, force: bool,
 
     # 1. quantize every hypothesis tensor (+ QAT, + levels search) and code it into the file the bound pays for
     coder = _coder(config)
+    coder_checks(config, data)  # a coder's learned model that saw this data is refused before any work
     compression = compress(model, data, config, coder, progress)
     quantized = compression.quantized
     plain_loss = None

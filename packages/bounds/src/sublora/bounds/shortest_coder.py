@@ -60,6 +60,11 @@ class ShortestCoder(Coder):
         self.coders: list[Coder] = [c.build() for c in config.candidate_configs()]
         self.flag_bits = (len(self.coders) - 1).bit_length()  # ceil(log2 n); 0 for one candidate
 
+    def check_run_data(self, run_data: dict | None) -> dict | None:
+        """Every candidate's check (any candidate may be chosen): {candidate: record} of those that check something."""
+        checks = {name: coder.check_run_data(run_data) for name, coder in zip(self.candidates, self.coders)}
+        return {name: record for name, record in checks.items() if record is not None} or None
+
     def encode(self, symbols: np.ndarray, alphabet_size: int) -> bytes:
         symbols = np.asarray(symbols).ravel()
         packed = [self.pack(i, coder.encode(symbols, alphabet_size), symbols.size, alphabet_size)

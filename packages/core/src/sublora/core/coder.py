@@ -32,3 +32,13 @@ class Coder(ABC):
     @abstractmethod
     def decode(self, payload: bytes, length: int, alphabet_size: int) -> np.ndarray:
         """Invert ``encode`` exactly."""
+
+    def check_run_data(self, run_data: dict | None) -> dict | None:
+        """Refuse a learned model inside the coder (e.g. an LM prior) that saw the run's training data.
+
+        The bound's prior must be fixed before the data is seen; a coder whose model depends on the
+        data would code it for free. ``run_data`` is the run's data record (dir, config_key, sha256
+        of the token files). Return what was checked (it goes into the certificate) or None when
+        the coder has no such model; raise a SubloraError to refuse.
+        """
+        return None
