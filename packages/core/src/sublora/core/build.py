@@ -7,10 +7,10 @@ from sublora.core.registry import registry
 
 
 def build_model(config: RunConfig, vocab_size: int, eot_id: int):
-    """GPT-2 + LoRA + projector, with theta0 and P rebuilt from the config's seeds."""
-    from sublora.core.model import add_lora, build_base_model
+    """GPT-2 + LoRA (by ``model.impl``) + projector, with theta0 and P rebuilt from the config's seeds."""
     from sublora.core.subspace import SubspaceModel
 
     projector_config = registry("projector").config(config.sublora.projector, config.sublora.projector_options)
-    net = add_lora(build_base_model(config.model, vocab_size, eot_id), config.lora, config.model.init_seed)
-    return SubspaceModel(net, projector_config.build, config.sublora.intrinsic_dim, config.sublora.seed)
+    net, adapter = registry("model").config(config.model.impl).build(config.model, config.lora, vocab_size, eot_id)
+    return SubspaceModel(net, projector_config.build, config.sublora.intrinsic_dim, config.sublora.seed,
+                         adapter=adapter)

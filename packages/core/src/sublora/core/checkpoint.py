@@ -25,7 +25,7 @@ from sublora.core.errors import CheckpointError
 from sublora.core.manifest import config_hash
 
 # Fields that do not change which function a given w computes.
-NON_MODEL_FIELDS = {"train": True, "bound": True, "data": {"dir"}}
+NON_MODEL_FIELDS = {"train": True, "bound": True, "data": {"dir"}, "model": {"impl"}}  # impl: same function, same tensors
 # Fields that do not change what training produces (where the data lives, when it stops early,
 # how often it logs, checkpoints or saves gradients, how it is bounded later): an interrupted run
 # may resume with other values. Everything else, train.threads included, changes the trained bits.
@@ -36,7 +36,7 @@ TRAINING_NEUTRAL_FIELDS = {"train": {"time_limit", "checkpoint_interval", "log_i
                            "bound": True, "data": {"dir"}}
 # Fields that change training but were added after runs existed: hashed only away from their default,
 # so a run made before them keeps its training identity (its config.yaml does not name them).
-ADDED_LATER = {"train": {"dtype": "auto"}}
+ADDED_LATER = {"train": {"dtype": "auto"}, "model": {"impl": "hf"}}
 
 
 def model_identity(config: RunConfig) -> str:

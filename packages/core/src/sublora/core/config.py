@@ -50,6 +50,9 @@ class ModelConfig(Section):
     dropout: float = Field(0.0, ge=0.0, lt=1.0)
     pretrained: Path | None = Field(None, description="Local directory of a pretrained GPT-2 (from_pretrained).")
     init_seed: int = Field(0, description="Seed of the random base weights and LoRA init (theta0).")
+    # issue 14.1 (train speed): which GPT-2 implementation computes the model (a `sublora.models` plugin)
+    impl: str = Field("hf", description="GPT-2 implementation: 'hf' (transformers + peft) or 'lean' (sublora's own: "
+                      "the same tensors and logits to float rounding, faster training).")
 
     def shape(self) -> dict[str, int]:
         base = dict(PRESETS[self.preset])

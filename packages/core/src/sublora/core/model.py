@@ -95,3 +95,11 @@ def add_lora(model, config: LoraConfig, init_seed: int):
         warnings.simplefilter("ignore")
         torch.manual_seed(init_seed + 1)
         return get_peft_model(model, peft_config)
+
+
+def build_hf(impl, config: ModelConfig, lora: LoraConfig, vocab_size: int, eot_id: int):
+    """``model.impl=hf``: (transformers GPT-2 + peft LoRA, its adapter) for ``SubspaceModel``."""
+    from sublora.core.subspace import default_adapter
+
+    net = add_lora(build_base_model(config, vocab_size, eot_id), lora, config.init_seed)
+    return net, default_adapter(net)

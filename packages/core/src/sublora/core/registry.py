@@ -36,6 +36,7 @@ KINDS: dict[str, str] = {
     "bound": "sublora.bounds",
     "source": "sublora.sources",
     "tokenizer": "sublora.tokenizers",
+    "model": "sublora.models",  # GPT-2 implementations (issue 14.1)
     "launcher": "sublora.launchers",  # how `sublora sweep` runs its points (issue 12.5)
 }
 

@@ -48,6 +48,7 @@ def uses(config: "RunConfig") -> list[Use]:
         Use("source", d.source, "data.source", d.source_options, "data.source_options"),
         Use("tokenizer", d.tokenizer, "data.tokenizer", d.tokenizer_options, "data.tokenizer_options"),
         Use("projector", s.projector, "sublora.projector", s.projector_options, "sublora.projector_options"),
+        Use("model", config.model.impl, "model.impl", {}, "model.impl"),
         Use("coder", b.coder, "bound.coder", b.coder_options, "bound.coder_options"),
     ]
     # The quantizer is built as the bound stage builds it: levels from bound.levels unless quantizer_options

@@ -1,0 +1,160 @@
+"""The model contract: every registered GPT-2 implementation (``model.impl``) computes the hf model's function.
+
+Same tensors under the same names (so the layout, projectors and checkpoints are shared), the same
+logits for the same weights, the same gradient in theta, the same training losses to float tolerance.
+Parametrized over the registry, so a newly registered implementation is checked too.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from sublora.core.build import build_model
+from sublora.core.config import RunConfig
+from sublora.core.errors import ConfigError
+from sublora.core.registry import registry
+
+IMPLS = registry("model").names()
+V = 257
+
+
+def config(impl: str = "hf", **model) -> RunConfig:
+    return RunConfig.from_dict({
+        "model": {"preset": "tiny", "n_layer": 2, "n_head": 2, "n_embd": 32, "block_size": 16, "impl": impl, **model},
+        "lora": {"attention_output": True, "mlp": True},  # every LoRA target group
+        "sublora": {"intrinsic_dim": 32, "projector": "rdkron"},
+    })
+
+
+def nonzero_lora(model) -> None:
+    """LoRA B starts at zero, which would hide the adapters: give every LoRA tensor a seeded value."""
+    gen = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        for p in model.net.parameters():
+            if p.requires_grad:
+                p.copy_(torch.randn(p.shape, generator=gen) * 0.3)
+
+
+def both(impl: str, **model):
+    torch.manual_seed(0)
+    hf = build_model(config("hf", **model), V, V - 1)
+    other = build_model(config(impl, **model), V, V - 1)
+    return hf, other
+
+
+def batch(T: int = 16):
+    gen = torch.Generator().manual_seed(1)
+    return torch.randint(0, V, (3, T), generator=gen), torch.randint(0, V, (3, T), generator=gen)
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_same_tensors_under_the_same_names(impl):
+    hf, other = both(impl)
+    assert [(s.name, s.shape) for s in other.layout.slots] == [(s.name, s.shape) for s in hf.layout.slots]
+    assert other.layout.fingerprint() == hf.layout.fingerprint()
+    assert torch.equal(other.theta0, hf.theta0)  # the same seeded LoRA init
+    targets = {"attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj", "lm_head"}
+    assert {t for t in targets if any(f".{t}.lora_A" in s.name for s in other.layout.slots)} == targets
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_same_logits_for_the_same_weights(impl):
+    hf, other = both(impl)
+    nonzero_lora(hf)
+    other.net.load_state_dict(hf.net.state_dict())  # the hf model's tensors, loaded by name
+    with torch.no_grad():
+        hf.w.normal_()
+        other.w.copy_(hf.w)
+    x, _ = batch()
+    hf.eval(), other.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(other(x), hf(x), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_same_gradient_in_theta(impl):
+    hf, other = both(impl)
+    nonzero_lora(hf)
+    other.net.load_state_dict(hf.net.state_dict())
+    x, y = batch()
+    grads = []
+    for m in (hf, other):
+        theta = m.flat_params().detach().requires_grad_(True)
+        m.loss(x, y, theta).backward()
+        grads.append(theta.grad)
+    torch.testing.assert_close(grads[1], grads[0], rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_same_training_losses(impl):
+    """Ten AdamW steps from the same init: the losses agree to float tolerance."""
+    curves = []
+    for m in both(impl):
+        m.train()
+        opt = torch.optim.AdamW([m.w], lr=5e-2)
+        x, y = batch()
+        losses = []
+        for _ in range(10):
+            loss = m.loss(x, y)
+            loss.backward()
+            opt.step()
+            opt.zero_grad()
+            losses.append(loss.item())
+        curves.append(losses)
+    assert curves[1] == pytest.approx(curves[0], rel=1e-5)
+    assert curves[0][-1] < curves[0][0]
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_merged_network_computes_the_same_function(impl):
+    """Scoring merges LoRA into the base weights once (untying the head): still the same logits."""
+    from sublora.bounds.inference import merged_network
+
+    _, m = both(impl)
+    nonzero_lora(m)
+    m.eval()
+    x, _ = batch()
+    with torch.no_grad():
+        expected = m(x)
+        embedding = m.net.get_output_embeddings().weight.clone()
+        net = merged_network(m)
+        args, kwargs, _ = m.adapter.arguments((x,), {}, None)
+        torch.testing.assert_close(m.adapter.output(net(*args, **kwargs)), expected, rtol=1e-4, atol=1e-4)
+    assert torch.equal(m.net.get_output_embeddings().weight, embedding)  # the model itself is untouched
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_a_pretrained_directory_loads(impl, tmp_path):
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(0)  # GPT-2's own tanh GELU ("gelu_new"), as pretrained checkpoints have
+    reference = GPT2LMHeadModel(GPT2Config(vocab_size=300, n_positions=32, n_embd=32, n_layer=2, n_head=2)).eval()
+    reference.save_pretrained(tmp_path)
+    m = build_model(config(impl, pretrained=str(tmp_path)), V, V - 1).eval()
+    x, _ = batch()
+    with torch.no_grad():
+        torch.testing.assert_close(m(x), reference(x).logits, rtol=1e-4, atol=1e-4)
+
+
+def test_checkpoints_are_shared_between_implementations():
+    """model.impl does not change which function w computes: the model identity ignores it."""
+    from sublora.core.checkpoint import model_identity, training_identity
+
+    assert model_identity(config("lean")) == model_identity(config("hf"))
+    assert training_identity(config("lean")) != training_identity(config("hf"))  # the bits of training differ
+
+
+def test_lean_refuses_what_it_does_not_compute():
+    from transformers import GPT2Config
+
+    from sublora.core.lean_gpt2 import LeanGPT2
+
+    with pytest.raises(ConfigError, match="scale_attn_by_inverse_layer_idx") as info:
+        LeanGPT2.from_hf_config(GPT2Config(n_embd=32, n_layer=1, n_head=2, scale_attn_by_inverse_layer_idx=True))
+    assert "model.impl=hf" in info.value.hint
+
+
+def test_unknown_impl_names_the_choices():
+    with pytest.raises(ConfigError, match="model.impl: Unknown model 'laen'. Did you mean 'lean'"):
+        config("laen")
