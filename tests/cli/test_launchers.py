@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from sublora.cli.sweeper import Sweep, make_launcher
-from sublora.core.errors import ConfigError, UnknownComponentError
+from sublora.core.errors import ConfigError, PluginLoadError, UnknownComponentError
 from sublora.core.launcher import Launcher, LauncherConfig, Resources, Task, minutes_of
 from sublora.core.registry import registry
 from sublora.core.sweep import Grid, load_grid
@@ -136,6 +136,14 @@ def test_slurm_submits_one_array_per_distinct_resources(tmp_path, text_corpus, f
         assert line in first, (line, first)
     assert "#SBATCH --gpus-per-node=2" in second and "#SBATCH --time=600" in second
     assert "--array" not in second
+
+
+def test_slurm_without_submitit_says_how_to_install_it(monkeypatch):
+    monkeypatch.setitem(sys.modules, "submitit", None)  # import submitit -> ImportError
+    with pytest.raises(PluginLoadError, match="needs submitit") as info:
+        make_launcher("slurm")
+    assert "sublora-cli[slurm]" in info.value.hint
+    assert make_launcher("local").jobs == 1  # the other launcher is unaffected
 
 
 def test_slurm_says_when_this_machine_cannot_submit(tmp_path, text_corpus, monkeypatch):
