@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from sublora.bounds.evaluate import score_documents, score_token_blocks
+from sublora.bounds.inference import predictor
 from sublora.bounds.evidence import Scores, document_evidence, score_logits, score_nll, token_evidence
 from sublora.core.build import build_model
 from sublora.core.config import RunConfig
@@ -35,8 +36,8 @@ def _blocks(tokens: np.ndarray, indices) -> torch.Tensor:
 
 
 def _logits(model, window: torch.Tensor) -> torch.Tensor:
-    with torch.no_grad():
-        return model(window[:, :-1])  # (B, T, V)
+    with torch.no_grad():  # the scorer's forward: the merged network (sublora.bounds.inference)
+        return predictor(model)(window[:, :-1])  # (B, T, V)
 
 
 def _same_token_evidence(a, b) -> None:

@@ -206,19 +206,9 @@ def vocab_record(model, data, config: RunConfig) -> dict[str, Any]:
 
 
 def _collect_evidence(model, data, config: RunConfig, vocab: int, progress: ProgressFactory) -> Evidence:
-    from sublora.bounds.evaluate import score_documents, score_token_blocks
+    from sublora.bounds.sharded import collect_evidence  # device, processes: `sublora bound --device/--nproc`
 
-    b = config.bound
-    alphas = tuple(b.alphas)
-    with progress("score token blocks") as bar:
-        tokens = score_token_blocks(model, data.train, config.model.block_size, alphas, b.token_blocks,
-                                    seed=b.seed, batch_size=b.batch_size, progress=bar, topk=b.topk, vocab=vocab)
-    with progress("score documents") as bar:
-        starts, ends = data.doc_bounds("train")
-        documents = score_documents(model, data.train, starts, ends, data.eot_id, config.model.block_size,
-                                    b.doc_stride or config.model.block_size, alphas, b.topk,
-                                    b.doc_samples, seed=b.seed + 1, batch_size=b.batch_size, progress=bar, vocab=vocab)
-    return Evidence(vocab_size=vocab, alphas=alphas, documents=documents, tokens=tokens)
+    return collect_evidence(model, data, config, vocab, progress)
 
 
 @dataclass
@@ -359,6 +349,7 @@ def certify(run_dir: str | Path, progress: ProgressFactory | None = None, force:
 def _certify(run_dir: str | Path, progress: ProgressFactory | None, force: bool,
              overrides: dict[str, Any] | None, charge: bool) -> dict[str, Any]:
     from sublora.bounds.attempts import planned_attempts, record_attempt
+    from sublora.bounds.sharded import record as scoring_record
 
     from sublora.core.checkpoint import read_checkpoint
     from sublora.core.overrides import apply_overrides
@@ -435,6 +426,7 @@ def _certify(run_dir: str | Path, progress: ProgressFactory | None, force: bool,
                 "quantized_before_qat_val": plain_loss["val_bpt"]} if plain_loss else {}),
         },
         "qat": compression.qat,
+        "scoring": scoring_record(),  # device, dtype and processes of the scoring (sublora.bounds.sharded)
         "searches": {  # every choice made after seeing the data, what was tried and what it costs
             "hyperparameters": {"bits": config.bound.hyper_bits, "covers": config.bound.hyper_bits_cover,
                                 "rule": "asserted by the user (bound.hyper_bits, bound.hyper_bits_cover)"},

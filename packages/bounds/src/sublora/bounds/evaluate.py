@@ -15,11 +15,13 @@ tokenizer's vocabulary when the model's distribution is restricted to the ids it
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 
 from sublora.bounds.evidence import Scores, score_logits, smoothed_loss
+from sublora.bounds.inference import predictor
 from sublora.core.bound import DocumentEvidence, TokenEvidence
 from sublora.core.errors import BoundError
 
@@ -61,11 +63,33 @@ def predictor_vocab(model, tokenizer_vocab: int, rule: str = "model") -> int:
     raise BoundError(f"Unknown vocabulary rule {rule!r}; use 'model' or 'tokenizer'.")
 
 
-def _logits(model, inputs: torch.Tensor, theta, vocab: int) -> torch.Tensor:
+def _logits(predict: Callable[[torch.Tensor], torch.Tensor], inputs: torch.Tensor, vocab: int) -> torch.Tensor:
     """The predictor's logits over its V ids: (B, T) -> (B, T, V), float32. Slicing the first V logits
     before any softmax renormalises the model's distribution over them."""
-    logits = model(inputs, theta).float()
+    logits = predict(inputs).float()
     return logits if logits.size(-1) == vocab else logits[..., :vocab]
+
+
+class Shard(Protocol):
+    """This process's share of a scoring pass split over ``world`` processes (``sublora.bounds.sharded``).
+
+    Work is cut into batches whose composition depends only on the settings, never on ``world``; process
+    ``rank`` scores batches rank, rank + world, ...; ``gather`` collects every process's {batch: result}
+    on rank 0 (None elsewhere), where they are joined in batch order: the same numbers for any world size.
+    """
+
+    rank: int
+    world: int
+
+    def gather(self, parts: dict[int, Any]) -> dict[int, Any] | None: ...
+
+
+def _mine(batches: int, shard: Shard | None) -> range:
+    return range(batches) if shard is None else range(shard.rank, batches, shard.world)
+
+
+def _all_parts(parts: dict[int, Any], shard: Shard | None) -> dict[int, Any] | None:
+    return parts if shard is None else shard.gather(parts)
 
 
 class _Extremes:
@@ -92,7 +116,9 @@ def document_draw(n_documents: int, samples: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, n_documents, size=samples)
 
 
-def _rows_per_chunk(block_size: int, vocab: int, batch_size: int) -> int:
+def batch_rows(block_size: int, vocab: int, batch_size: int) -> int:
+    """Blocks (rows of ``block_size``) per forward pass: ``bound.batch_size``, fewer if the logits would
+    exceed the memory limit. Depends on the settings only, so batches are the same in every process."""
     return max(1, min(batch_size, _MAX_LOGIT_ELEMENTS // max(block_size * vocab, 1)))
 
 
@@ -101,13 +127,16 @@ def score_token_blocks(model, tokens: np.ndarray, block_size: int, alphas: Seque
                        max_blocks: int | None, seed: int, batch_size: int = 32,
                        progress: Callable[[int, int], None] | None = None,
                        _indices: np.ndarray | None = None, topk: Sequence[int] = (),
-                       vocab: int | None = None) -> TokenEvidence:
+                       vocab: int | None = None, predict: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                       shard: Shard | None = None) -> TokenEvidence | None:
     """Token-level evidence: every aligned block, or ``max_blocks`` drawn uniformly with replacement.
 
     ``topk``: also the per-block top-k error rates (for the sequence-level top-k bound).
     ``_indices`` re-scores given blocks (verification). ``vocab``: V of the predictor
-    (``predictor_vocab``; default the model's output size). The arithmetic is
-    ``sublora.bounds.evidence.score_logits``, one chunk of blocks at a time.
+    (``predictor_vocab``; default the model's output size). ``predict``: inputs -> logits, default
+    ``sublora.bounds.inference.predictor(model)`` (the merged network). The arithmetic is
+    ``sublora.bounds.evidence.score_logits``, one batch of ``batch_rows`` blocks at a time (consecutive
+    blocks of the draw). ``shard``: score only this process's batches; the evidence is returned on rank 0.
     """
     total_blocks = (len(tokens) - 1) // block_size
     if total_blocks < 1:
@@ -115,19 +144,25 @@ def score_token_blocks(model, tokens: np.ndarray, block_size: int, alphas: Seque
     sampled = max_blocks is not None and max_blocks < total_blocks
     indices = np.asarray(_indices) if _indices is not None else token_draw(total_blocks, max_blocks, seed)
     model.eval()
-    theta = model.flat_params()
     vocab = vocab or model_outputs(model)
-    rows = _rows_per_chunk(block_size, vocab, batch_size)
+    predict = predict or predictor(model)
+    rows = batch_rows(block_size, vocab, batch_size)
     offsets = np.arange(block_size + 1)
-    parts = []
-    for start in range(0, len(indices), rows):
-        idx = indices[start : start + rows]
+    batches = (len(indices) + rows - 1) // rows
+    parts, mine, done = {}, _mine(batches, shard), 0
+    todo = sum(len(indices[i * rows : (i + 1) * rows]) for i in mine)
+    for i in mine:
+        idx = indices[i * rows : (i + 1) * rows]
         window = torch.from_numpy(np.asarray(tokens[(idx[:, None] * block_size + offsets)], dtype=np.int64))  # (B, T+1)
-        logits = _logits(model, window[:, :-1], theta, vocab)  # (B, T, V)
-        parts.append(score_logits(logits, window[:, 1:], alphas, vocab=vocab, topk=topk))
+        logits = _logits(predict, window[:, :-1], vocab)  # (B, T, V)
+        parts[i] = score_logits(logits, window[:, 1:], alphas, vocab=vocab, topk=topk)
+        done += len(idx)
         if progress:
-            progress(min(start + rows, len(indices)), len(indices))
-    scores = Scores.concat(parts)
+            progress(done, todo)
+    parts = _all_parts(parts, shard)
+    if parts is None:
+        return None
+    scores = Scores.concat([parts[i] for i in range(batches)])
     return TokenEvidence(n=total_blocks * block_size, block_size=block_size, block_indices=indices,
                          sampled=bool(sampled), loss=scores.loss, xi2=scores.xi2, topk_error=dict(scores.topk_error),
                          loss_extremes=scores.loss_extremes)
@@ -153,7 +188,8 @@ def score_documents(model, tokens: np.ndarray, starts: np.ndarray, ends: np.ndar
                     block_size: int, stride: int, alphas: Sequence[float], topk: Sequence[int],
                     samples: int, seed: int, batch_size: int = 32,
                     progress: Callable[[int, int], None] | None = None, vocab: int | None = None,
-                    _indices: np.ndarray | None = None) -> DocumentEvidence:
+                    _indices: np.ndarray | None = None, predict: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                    shard: Shard | None = None) -> DocumentEvidence | None:
     """Document-level evidence on ``samples`` documents drawn uniformly with replacement.
 
     Windows of many documents share each forward batch (a document of a few
@@ -162,6 +198,8 @@ def score_documents(model, tokens: np.ndarray, starts: np.ndarray, ends: np.ndar
     padding never changes the logits of real positions, and padded or
     already-scored positions are masked out before any statistic. A document
     drawn twice is scored once. ``_indices`` scores given documents instead of drawing (verification).
+    ``predict`` and ``shard`` as in ``score_token_blocks``: each batch yields per-document partial sums,
+    added up in batch order, so the result does not depend on how many processes shared the batches.
     """
     N = len(starts)
     if N < 1:
@@ -174,47 +212,74 @@ def score_documents(model, tokens: np.ndarray, starts: np.ndarray, ends: np.ndar
     if (lengths < 1).any():
         raise ValueError("every document must hold at least one token (its end-of-text)")
     model.eval()
-    theta = model.flat_params()
     vocab = vocab or model_outputs(model)
-    extremes = _Extremes(len(alphas))
-    budget = _rows_per_chunk(block_size, vocab, batch_size) * block_size  # tokens per forward: the memory limit
+    predict = predict or predictor(model)
+    budget = batch_rows(block_size, vocab, batch_size) * block_size  # tokens per forward: the memory limit
 
-    # Every window of every distinct document: (owner, start, first scored target, length), longest first.
+    # Every window of every distinct document: (owner, start, first scored target, length), longest first,
+    # cut into batches of at most `budget` tokens (padded to each batch's first window).
     windows = np.array([(j, s, f, min(block_size, L - s)) for j, L in enumerate(lengths)
                         for s, f in _document_windows(int(L), block_size, stride)], dtype=np.int64).reshape(-1, 4)
     windows = windows[np.argsort(-windows[:, 3], kind="stable")]
-    windows_left = np.bincount(windows[:, 0], minlength=len(docs))
+    cuts, i = [], 0
+    while i < len(windows):
+        cuts.append(i)
+        i += max(1, budget // int(windows[i, 3]))
+    cuts.append(len(windows))
+    doc_start = np.asarray(starts, dtype=np.int64)[docs]
+    parts, mine = {}, _mine(len(cuts) - 1, shard)
+    windows_left = np.bincount(np.concatenate([windows[cuts[b]:cuts[b + 1], 0] for b in mine] or [np.zeros(0, np.int64)]),
+                               minlength=len(docs))
     draws = np.bincount(slot, minlength=len(docs))  # how many samples each distinct document stands for
+    mine_docs = windows_left > 0
+    for b in mine:
+        batch = windows[cuts[b] : cuts[b + 1]]  # (G, 4)
+        parts[b] = _score_window_batch(predict, tokens, batch, doc_start, eot_id, alphas, topk, vocab)
+        np.subtract.at(windows_left, batch[:, 0], 1)
+        if progress:
+            progress(int(draws[mine_docs & (windows_left == 0)].sum()), int(draws[mine_docs].sum()))
+    parts = _all_parts(parts, shard)
+    if parts is None:
+        return None
+    extremes = _Extremes(len(alphas))
     x_sum = torch.zeros(len(alphas), len(docs), dtype=torch.float64)
     wrong = {k: torch.zeros(len(docs), dtype=torch.int64) for k in topk}
-    doc_start = np.asarray(starts, dtype=np.int64)[docs]
-    i = 0
-    while i < len(windows):
-        width = int(windows[i, 3])  # the longest window of this batch: the others are padded to it
-        batch = windows[i : i + max(1, budget // width)]  # (G, 4)
-        i += len(batch)
-        owner, start, first, length = batch.T
-        col = np.arange(width)
-        pos = (doc_start[owner] + start)[:, None] + col  # (G, W): where each target sits in the stream
-        real = col < length[:, None]  # (G, W): not padding
-        targets = np.asarray(tokens[np.where(real, pos, 0)], dtype=np.int64)  # (G, W)
-        inputs = np.asarray(tokens[np.where(real, pos - 1, 0).clip(0)], dtype=np.int64)  # (G, W): the token before each
-        inputs[start == 0, 0] = eot_id  # a document's first token is predicted from an end-of-text token
-        scored = torch.from_numpy(real & (col >= (first - start)[:, None]))  # (G, W)
-        logits = _logits(model, torch.from_numpy(inputs), theta, vocab)[scored]  # (M, V): scored positions only
-        y = torch.from_numpy(targets)[scored]  # (M,)
-        owners = torch.from_numpy(owner).unsqueeze(1).expand(-1, width)[scored]  # (M,): document of each
-        x = smoothed_loss(_target_logp(logits, y), alphas, vocab)  # (A, M)
-        extremes.update(x)
-        x_sum.index_add_(1, owners, x.double())
-        rank = _target_rank(logits, y)  # (M,)
+    for b in range(len(cuts) - 1):  # in batch order: the same sums for any number of processes
+        owners, x, errors, lo_hi = parts[b]
+        extremes.update(lo_hi)
+        x_sum[:, owners] += x
         for k in topk:
-            wrong[k].index_add_(0, owners, (rank >= k).long())
-        np.subtract.at(windows_left, owner, 1)
-        if progress:
-            progress(int(draws[windows_left == 0].sum()), samples)
+            wrong[k][owners] += errors[k]
     L = lengths[slot]  # (samples,)
     bpd = x_sum.numpy()[:, slot] / L  # (A, samples)
     errors = {k: wrong[k].numpy()[slot] / L for k in topk}
     return DocumentEvidence(N=N, indices=indices, bpd=bpd, topk_error=errors, tokens_scored=int(L.sum()),
                             loss_extremes=extremes.value)
+
+
+def _score_window_batch(predict, tokens: np.ndarray, batch: np.ndarray, doc_start: np.ndarray, eot_id: int,
+                        alphas: Sequence[float], topk: Sequence[int], vocab: int):
+    """One forward over windows (G, 4) = (owner, start, first scored target, length), longest first.
+
+    Returns the documents it touches (D,), their summed smoothed losses (A, D) float64, their top-k
+    misses {k: (D,)} and the (min, max) smoothed loss of its tokens per alpha (A, 2).
+    """
+    width = int(batch[0, 3])  # the longest window of this batch: the others are padded to it
+    owner, start, first, length = batch.T
+    col = np.arange(width)
+    pos = (doc_start[owner] + start)[:, None] + col  # (G, W): where each target sits in the stream
+    real = col < length[:, None]  # (G, W): not padding
+    targets = np.asarray(tokens[np.where(real, pos, 0)], dtype=np.int64)  # (G, W)
+    inputs = np.asarray(tokens[np.where(real, pos - 1, 0).clip(0)], dtype=np.int64)  # (G, W): the token before each
+    inputs[start == 0, 0] = eot_id  # a document's first token is predicted from an end-of-text token
+    scored = torch.from_numpy(real & (col >= (first - start)[:, None]))  # (G, W)
+    logits = _logits(predict, torch.from_numpy(inputs), vocab)[scored]  # (M, V): scored positions only
+    y = torch.from_numpy(targets)[scored]  # (M,)
+    docs, local = np.unique(owner, return_inverse=True)
+    owners = torch.from_numpy(local.reshape(-1)).unsqueeze(1).expand(-1, width)[scored]  # (M,): document of each
+    x = smoothed_loss(_target_logp(logits, y), alphas, vocab)  # (A, M)
+    x_sum = torch.zeros(len(alphas), len(docs), dtype=torch.float64).index_add_(1, owners, x.double())
+    rank = _target_rank(logits, y)  # (M,)
+    wrong = {k: torch.zeros(len(docs), dtype=torch.int64).index_add_(0, owners, (rank >= k).long()) for k in topk}
+    lo_hi = torch.stack([x.amin(1), x.amax(1)], 1) if x.numel() else x  # (A, 2): what _Extremes needs of x
+    return torch.from_numpy(docs), x_sum, wrong, lo_hi

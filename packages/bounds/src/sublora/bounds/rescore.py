@@ -9,8 +9,9 @@
                                                scores them again with the decoded model and compares
 
 Re-scored values must match the evidence within ``ATOL`` bits (+ ``RTOL`` relative): float32
-forward passes batched differently differ by ~1e-6. The top-k error rates use the same tolerance,
-below one token's share of any block or document we score.
+forward passes batched differently, or run on another device, differ by ~1e-6. The top-k error rates
+use the same tolerance, below one token's share of any block or document we score. Verify re-scores on
+the device it is given (``sublora verify --device``); ``tolerance_statement`` says what was compared.
 """
 
 from __future__ import annotations
@@ -149,13 +150,16 @@ def _check_extremes(level: str, claimed: np.ndarray | None, seen: list[np.ndarra
 def rescore(model, data, config: RunConfig, evidence: Evidence, choice: Choice) -> None:
     """Score the chosen blocks and documents with ``model``; raise VerificationError on any difference."""
     from sublora.bounds.evaluate import score_documents, score_token_blocks
+    from sublora.bounds.inference import predictor
+    from sublora.bounds.sharded import device
 
+    predict = predictor(model, device())  # the merged network, on the device verify was given
     b, t, d, V = config.bound, evidence.tokens, evidence.documents, evidence.vocab_size
     topk = tuple(sorted(t.topk_error))
     if len(choice.blocks):
         again = score_token_blocks(model, data.train, t.block_size, evidence.alphas, None, seed=0,
                                    batch_size=b.batch_size, _indices=np.asarray(t.block_indices)[choice.blocks],
-                                   topk=topk, vocab=V)
+                                   topk=topk, vocab=V, predict=predict)
         fields = [("loss", again.loss, t.loss[:, choice.blocks]), ("xi2", again.xi2, t.xi2[:, choice.blocks])]
         fields += [(f"top-{k} error", again.topk_error[k], t.topk_error[k][choice.blocks]) for k in topk]
         for what, new, old in fields:
@@ -176,7 +180,7 @@ def rescore(model, data, config: RunConfig, evidence: Evidence, choice: Choice) 
     if len(choice.documents):  # the chosen documents in one batched pass, in choice order
         again = score_documents(model, data.train, starts, ends, data.eot_id, config.model.block_size, stride,
                                 evidence.alphas, ks, len(choice.documents), seed=0, batch_size=b.batch_size, vocab=V,
-                                _indices=np.asarray(choice.documents))
+                                _indices=np.asarray(choice.documents), predict=predict)
         for j, doc in enumerate(choice.documents):
             for i in np.flatnonzero(indices == doc):  # every draw of the document carries the same scores
                 claimed = [d.bpd[:, i]] + [d.topk_error[k][i:i + 1] for k in ks]
@@ -188,3 +192,15 @@ def rescore(model, data, config: RunConfig, evidence: Evidence, choice: Choice) 
         if again.loss_extremes is not None:
             seen.append(again.loss_extremes)
     _check_extremes("document-level", getattr(d, "loss_extremes", None), seen, choice.everything)
+
+
+def tolerance_statement(scoring: dict | None, device: str) -> str:
+    """What the re-scored values were compared with, and within what: one line for verify's report."""
+    certified = (f"{scoring.get('device')} ({scoring.get('dtype')})" if isinstance(scoring, dict)
+                 else "an unrecorded device (certificate from before scoring was recorded)")
+    same = isinstance(scoring, dict) and scoring.get("device") == device and scoring.get("dtype") == "float32"
+    why = ("same device and dtype: only float32 rounding of differently composed batches can differ, "
+           "~1e-6 bits; on this machine's CPU the tests find none" if same else
+           "another device (or dtype) rounds float32 differently, ~1e-6 bits")
+    return (f"re-scored on {device} (float32), certified on {certified}: agreement required within {ATOL:g} bits "
+            f"+ {RTOL:g} relative per block and document ({why})")

@@ -165,7 +165,7 @@ class BoundSettings(Section):
     doc_stride: int | None = Field(None, ge=1, description="Sliding-window stride for long documents "
                                    "(default: block_size, i.e. non-overlapping windows; smaller = more context, more compute).")
     token_blocks: int | None = Field(8000, ge=1, description="Blocks drawn (with replacement) for the token-level "
-                                     "bounds; null = evaluate every block once (no subsampling term).")
+                                     "bounds; 'all' (or null) = score every block once (no subsampling term).")
     topk: list[int] = Field(default_factory=lambda: [1, 10, 100])
     batch_size: int = Field(32, ge=1)
     seed: int = Field(0, description="Seed of the evaluation subsample and of the quantizer.")
@@ -179,6 +179,12 @@ class BoundSettings(Section):
         if bad:
             raise ValueError(f"every alpha must lie in (0, 1); got {bad}")
         return sorted(set(v))
+
+    # issue 12.2 / 14.2 (score every block): `token_blocks: all` is spelled null in the resolved config
+    @field_validator("token_blocks", mode="before")
+    @classmethod
+    def _all_blocks(cls, v: Any) -> Any:
+        return None if isinstance(v, str) and v.strip().lower() == "all" else v
 
     @field_validator("headline_target")
     @classmethod

@@ -15,10 +15,27 @@ RescoreSeedOpt = Annotated[Optional[int], typer.Option(
     "--rescore-seed", help="Seed of the quick check's random choice (default: fresh; each run prints its seed).")]
 
 
-def verify(run_dir: RunDirArg, rescore: RescoreOpt = "quick", rescore_seed: RescoreSeedOpt = None) -> None:
+DeviceOpt = Annotated[str, typer.Option(
+    "--device", metavar="auto|cpu|cuda", help="Device to re-score on (auto = cuda when available); the report "
+    "states the tolerance applied against the certificate's scoring device.")]
+
+
+def verify(run_dir: RunDirArg, rescore: RescoreOpt = "quick", rescore_seed: RescoreSeedOpt = None,
+           device: DeviceOpt = "auto") -> None:
     """Decode model.slc, check every hash, recompute every derived field and bound, re-score the evidence."""
+    import json
+
+    from sublora.bounds import sharded
+    from sublora.bounds.rescore import tolerance_statement
     from sublora.bounds.verify import verify as verify_fn
 
-    for check in verify_fn(run_dir, rescore, rescore_seed):
+    with sharded.scoring(device) as used:
+        checks = verify_fn(run_dir, rescore, rescore_seed)
+    for check in checks:
         out.print(f"[green]ok[/] {check}", highlight=False)
+    try:
+        scoring = json.loads((run_dir / "certificate.json").read_text()).get("scoring")
+    except (OSError, ValueError):
+        scoring = None
+    out.print(f"[green]ok[/] {tolerance_statement(scoring, used)}", highlight=False)
     out.print("[bold green]certificate verified[/]")

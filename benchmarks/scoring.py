@@ -1,0 +1,76 @@
+"""Scoring tokens/s for the bounds: today's forward (theta split into views, peft LoRA per call) against
+the merged network (sublora.bounds.inference), on the main job's model shape (configs/default.yaml).
+
+Token-level scoring (`score_token_blocks`: forward + every statistic of the evidence) of the same blocks,
+both variants interleaved, medians after a warm-up, at 1 and 2 torch threads; prints tokens/s, the
+ratio, the largest per-block loss difference between the two, and the time to score every block of
+the main job's training stream (91,113 blocks of 128 tokens) at the measured speed. The machine load
+is printed: ratios measured in one sitting hold, absolute figures on a busy machine do not.
+
+    .venv/bin/python benchmarks/scoring.py [--blocks 256] [--repeats 5] [--threads 1 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+MAIN_JOB_BLOCKS = 91_113  # training blocks of the main job (11.66 M tokens in blocks of 128)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--blocks", type=int, default=256)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    args = parser.parse_args()
+
+    from sublora.bounds.evaluate import score_token_blocks
+    from sublora.bounds.inference import merged_predictor, unmerged_predictor
+    from sublora.core.build import build_model
+    from sublora.core.config import RunConfig
+
+    import yaml
+
+    config = RunConfig.from_dict(yaml.safe_load((ROOT / "configs" / "default.yaml").read_text()))
+    block, b = config.model.block_size, config.bound
+    model = build_model(config, 257, 256)
+    with torch.no_grad():
+        model.w.normal_(0.0, 0.02, generator=torch.Generator().manual_seed(0))
+    model.eval()
+    tokens = np.random.default_rng(0).integers(0, 257, size=block * 4 * args.blocks + 1).astype(np.uint16)
+    print(f"main-job model: {config.model.preset}, block {block}, D={model.D}, d={model.d}, "
+          f"bound.batch_size={b.batch_size}, {args.blocks} blocks per call; load average {os.getloadavg()}")
+    print(f"{'threads':>7} {'today tok/s':>12} {'merged tok/s':>13} {'ratio':>6} {'max |diff| bits':>16} "
+          f"{'all 91,113 blocks':>18}")
+    for threads in args.threads:
+        torch.set_num_threads(threads)
+
+        def run(predict):
+            return score_token_blocks(model, tokens, block, tuple(b.alphas), args.blocks, seed=1,
+                                      batch_size=b.batch_size, topk=b.topk, vocab=257, predict=predict())
+
+        variants = {"today": lambda: unmerged_predictor(model), "merged": lambda: merged_predictor(model)}
+        results = {name: run(fn) for name, fn in variants.items()}  # warm-up (and the values compared)
+        times: dict[str, list[float]] = {name: [] for name in variants}
+        for _ in range(args.repeats):
+            for name, fn in variants.items():
+                t0 = time.perf_counter()
+                run(fn)
+                times[name].append(time.perf_counter() - t0)
+        rate = {name: args.blocks * block / statistics.median(ts) for name, ts in times.items()}
+        diff = float(np.abs(results["today"].loss - results["merged"].loss).max())
+        minutes = MAIN_JOB_BLOCKS * block / rate["merged"] / 60
+        print(f"{threads:>7} {rate['today']:>12,.0f} {rate['merged']:>13,.0f} {rate['merged'] / rate['today']:>5.2f}x "
+              f"{diff:>16.2e} {minutes:>14.1f} min")
+
+
+if __name__ == "__main__":
+    main()
