@@ -358,6 +358,7 @@ def _certify(run_dir: str | Path, progress: ProgressFactory | None, force: bool,
     progress = progress or _no_progress
     rd = RunDir(Path(run_dir))
     manifest = rd.read_manifest()
+    __import__("sublora.bounds.classification", fromlist=["x"]).refuse_rebound(rd.root, manifest)  # issue 13.1
     if manifest.get("status") not in ("trained", "bounded", "verified"):
         raise RunDirError(f"{rd.root} has not finished training (status: {manifest.get('status')}).",
                           hint="Finish it first: rerun the same `sublora train --out` command to resume.")

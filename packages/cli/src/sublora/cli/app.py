@@ -45,6 +45,7 @@ app.command("analyze")(analyze.analyze)
 app.command("sample")(sample.sample)
 app.command("export")(__import__("sublora.cli.commands.export", fromlist=["export"]).export)  # issue 13.3
 app.command("bound-model", context_settings=EXTRA_ARGS)(__import__("sublora.cli.commands.bound_model", fromlist=["x"]).bound_model)  # 13.2
+app.command("finetune", context_settings=EXTRA_ARGS)(__import__("sublora.cli.commands.finetune", fromlist=["x"]).finetune)  # 13.1
 add_subapps(app)  # other distributions' command groups, e.g. `sublora lmgc` (entry-point group sublora.cli)
 
 

@@ -1,0 +1,395 @@
+"""Finetuned classifiers: train, compress, bound the 0-1 error over i.i.d. examples, verify.
+
+    finetune(config, out)           RUN/manifest.json (kind: finetune), checkpoint/final.safetensors,
+                                    model.slc, evidence.npz, certificate.json (kind: classification)
+    verify_classification(run_dir)  what ``sublora verify`` runs on such a run (None for any other run)
+
+The bound machinery is pretraining's, with the training examples as the i.i.d. units (docs/bounds.md
+section 6 with "document" read as "example", docs/finetune.md): the evidence is a
+``DocumentEvidence`` over n examples drawn with replacement from the N training examples, each
+with its 0-1 error (``topk_error[1]``) and its smoothed cross-entropy over the C classes (V = C);
+the configured estimators (default ``subsampling`` = Occam, ``pacbayes:kl``) and the headline
+(``document_top1``: the classification error) are computed by certify's own functions, at
+delta / k for k attempts in the ledger. The hypothesis is w (LoRA and the classification head
+both live in the subspace), quantized and coded into model.slc: its bits are charged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import secrets
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sublora.bounds.certify import (FORMAT, _coder, _load_quantized, _quantizer, _save_evidence, complexity_for,
+                                    compute_bounds, headline_bound, load_evidence, sha256_array)
+from sublora.bounds.container import read_compressed, write_compressed
+from sublora.core.bound import DocumentEvidence, Evidence
+from sublora.core.errors import RunDirError, VerificationError
+from sublora.core.manifest import read_json, versions, write_json
+from sublora.core.rundir import RunDir
+
+KIND = "classification"
+RUN_KIND = "finetune"
+CHECKPOINT = "checkpoint/final.safetensors"
+LN2 = math.log(2.0)
+QUICK_EXAMPLES = 32
+REBOUND = "Finetune again into a new --out directory if the run is yours."
+
+
+def config_sha256(config_dict: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(config_dict, sort_keys=True).encode()).hexdigest()
+
+
+def _load_run(path: Path):
+    """A sublora run as a base: its certified model when it has a certificate, else its best checkpoint."""
+    from sublora.core.finetune.model import load_best
+
+    rd = RunDir(Path(path))
+    if not (rd.certificate.is_file() and rd.compressed.is_file()):
+        return load_best(path)
+    from sublora.bounds.verify import load_certified
+    from sublora.core.data.dataset import file_sha256
+
+    model, config, _ = load_certified(path)
+    return model, config, {"kind": "run", "path": str(Path(path).resolve()), "model": "certified (model.slc)",
+                           "file_sha256": file_sha256(rd.compressed)}
+
+
+def _prepare(config):
+    """(task, model, base, train, val) rebuilt from the config alone: the same in finetune and verify."""
+    import torch
+
+    from sublora.core.finetune.model import build_classifier
+    from sublora.core.finetune.tasks import load_task
+    from sublora.core.finetune.train import encode
+    from sublora.core.registry import registry
+
+    torch.set_num_threads(config.train.threads)
+    task = load_task(config.task.spec, config.task.options)
+    model, base = build_classifier(config, task.num_classes, run_loader=_load_run)
+    tokenizer = registry("tokenizer").config(base.tokenizer, {}).build()
+    train = encode(task.train_texts, task.train_labels, tokenizer, config.model.block_size)
+    val = encode(task.val_texts, task.val_labels, tokenizer, config.model.block_size)
+    return task, model, base, train, val
+
+
+def _task_record(task) -> dict[str, Any]:
+    return {"name": task.name, "classes": task.classes, "sha256": task.sha256(), "N_train": len(task.train_labels),
+            "N_val": len(task.val_labels), "train_counts": task.class_counts("train"),
+            "val_counts": task.class_counts("val"), "random_guess": task.random_guess(), **task.description}
+
+
+def finetune(config, out_dir: str | Path, on_step=None, progress=None) -> dict[str, Any]:
+    """Train the classifier into ``out_dir`` (new or empty), compress and bound it; returns the certificate."""
+    from sublora.core.runlock import LOCK_NAME, run_lock
+
+    rd = RunDir(Path(out_dir))
+    if rd.root.exists() and any(not p.name.startswith(LOCK_NAME) for p in rd.root.iterdir()):
+        raise RunDirError(f"{rd.root} exists and is not empty; finetuning writes a new run directory.",
+                          hint="Choose a new or empty --out directory.")
+    with run_lock(rd.root, "sublora finetune"):
+        return _finetune(config, rd, on_step, progress)
+
+
+def _finetune(config, rd: RunDir, on_step, progress) -> dict[str, Any]:
+    import yaml
+    from safetensors.torch import save_file
+
+    from sublora.core.finetune.train import fit
+
+    t0 = time.perf_counter()
+    task, model, base, train, val = _prepare(config)
+    manifest = {
+        "format": "sublora-finetune/1", "kind": RUN_KIND, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "config": config.to_dict(), "config_sha256": config_sha256(config.to_dict()), "status": "training",
+        "task": _task_record(task), "base": base.identity, "tokenizer": base.tokenizer,
+        "model": {"D": model.D, "d": model.d, "layout": model.layout.fingerprint(),
+                  "projector": model.projector.config.spec, "tensors": [s.name for s in model.layout.slots
+                                                                         if s.name.startswith("head.")]},
+        "seeds": {"model.init_seed": config.model.init_seed, "sublora.seed": config.sublora.seed,
+                  "train.seed": config.train.seed, "bound.seed": config.bound.seed,
+                  "task.options.seed": config.task.options.get("seed", 0)},
+        "versions": versions(),
+    }
+    write_json(rd.manifest, manifest)
+    rd.config_yaml.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+    result = fit(model, train, val, config, rd.metrics, on_step)
+    rd.checkpoint_dir.mkdir(exist_ok=True)
+    save_file({k: v.contiguous() for k, v in model.hypothesis().items()}, str(rd.root / CHECKPOINT))
+    manifest.update(status="trained", training={"steps": result.steps, "seconds": round(result.seconds, 2),
+                                                "final_loss": result.final_loss, "threads": config.train.threads},
+                    accuracy={"train": result.train_accuracy, "val": result.val_accuracy})
+    write_json(rd.manifest, manifest)
+    cert = certify_classification(rd, config, model, task, train, val, base, progress)
+    cert["seconds"] = round(time.perf_counter() - t0, 2)
+    write_json(rd.certificate, cert)
+    manifest.update(status="bounded", certificate={"file": rd.certificate.name, "best": {
+        k: cert["headline"].get(k) for k in ("name", "value")}})
+    write_json(rd.manifest, manifest)
+    return cert
+
+
+def draw_examples(N: int, n: int, seed: int) -> np.ndarray:
+    """The evaluated sample: n of the N training examples, uniformly with replacement, seeded."""
+    return np.random.default_rng(seed).integers(0, N, size=n)
+
+
+def sample_size(config, N: int) -> int:
+    """n = bound.doc_samples, at most N (fixed by the sizes alone, before any example is scored)."""
+    return min(config.bound.doc_samples, N)
+
+
+def score_examples(model, data, index: np.ndarray, alphas: tuple[float, ...], C: int):
+    """(bpd (A, n) smoothed cross-entropy in bits over the C classes, errors (n,) 0-1, extremes (A, 2), margins)."""
+    import torch
+
+    from sublora.core.finetune.train import predict
+
+    unique, inverse = np.unique(index, return_inverse=True)
+    logits = predict(model, data, torch.as_tensor(unique)).double()  # (u, C)
+    probs = torch.softmax(logits, -1)
+    labels = data.labels[torch.as_tensor(unique)]
+    p_true = probs[torch.arange(len(unique)), labels]  # (u,)
+    bpd = np.stack([(-torch.log2((1 - a) * p_true + a / C)).numpy() for a in alphas])[:, inverse]  # (A, n)
+    errors = (logits.argmax(-1) != labels).double().numpy()[inverse]
+    top2 = torch.topk(logits, 2, dim=-1).values
+    margins = (top2[:, 0] - top2[:, 1]).numpy()[inverse]
+    extremes = np.stack([bpd.min(axis=1), bpd.max(axis=1)], axis=1)
+    return bpd, errors, extremes, margins
+
+
+def collect_evidence(model, train, config, C: int) -> Evidence:
+    b = config.bound
+    N = len(train)
+    index = draw_examples(N, sample_size(config, N), b.seed + 1)
+    bpd, errors, extremes, _ = score_examples(model, train, index, tuple(b.alphas), C)
+    docs = DocumentEvidence(N=N, indices=index, bpd=bpd, topk_error={1: errors}, tokens_scored=int(index.size),
+                            loss_extremes=extremes)
+    return Evidence(vocab_size=C, alphas=tuple(b.alphas), documents=docs)
+
+
+def classification_fields(config, model, task_record: dict[str, Any], quantized: dict, code_bits: int,
+                          evidence: Evidence, attempts: dict[str, Any]) -> dict[str, Any]:
+    """Every certificate field that follows from the file, the settings, the task and the evidence:
+    what finetuning writes and verify recomputes, from this one function."""
+    delta = attempts["delta_per_attempt"]
+    complexity = complexity_for(config, code_bits)
+    d = evidence.documents
+    C = int(evidence.vocab_size)
+    head = headline_bound(config, evidence, complexity, delta)
+    guess = task_record["random_guess"]
+    return {
+        "kind": KIND,
+        "code_bits": code_bits, "prefix_bits": complexity.prefix_bits, "extra_bits": complexity.extra_bits,
+        "extra_breakdown": complexity.extra_breakdown, "total_bits": complexity.total_bits,
+        "hypothesis": {name: {"length": int(q.symbols.size), "levels": int(q.codebook.size),
+                              "codebook": [float(c) for c in q.codebook], "values_sha256": sha256_array(q.values)}
+                       for name, q in quantized.items()},
+        "projector_report": model.projector.report(),
+        "d": int(quantized["w"].symbols.size), "D": model.D,
+        "vocab_size": C,
+        "vocab": {"V": C, "rule": "classes", "model_outputs": C, "tokenizer": None,
+                  "note": "the predictor's outputs are the task's C classes; 'document' in a bound's name is one "
+                          "training example"},
+        "evaluation": {"examples": {"N": d.N, "n": d.n, "seed": config.bound.seed + 1, "with_replacement": True,
+                                    "sampled_indices": [int(i) for i in d.indices]}},
+        "searches": {"attempts": attempts},
+        "bounds": compute_bounds(config, evidence, complexity, delta),
+        "headline": head,
+        "random_guess": guess,
+        "non_vacuous": head.get("value") is not None and head["value"] < guess["majority_error"],
+    }
+
+
+def certify_classification(rd: RunDir, config, model, task, train, val, base, progress=None) -> dict[str, Any]:
+    """Quantize and code w, score the quantized classifier, bound its error; returns the certificate."""
+    from sublora.bounds.attempts import record_attempt
+    from sublora.core.data.dataset import file_sha256
+    from sublora.core.finetune.train import TRAIN_ACCURACY_EXAMPLES, accuracy, accuracy_index
+
+    b = config.bound
+    quantizer = _quantizer(config)
+    continuous = {name: t.clone() for name, t in model.hypothesis().items()}
+    quantized = {name: quantizer.quantize(t.double().numpy(), seed=b.seed + i)
+                 for i, (name, t) in enumerate(continuous.items())}
+    coder = _coder(config)
+    tmp_model, tmp_evidence = rd.compressed.with_name(".model.slc.tmp"), rd.root / ".evidence.tmp.npz"
+    task_record = _task_record(task)
+    try:
+        code_bits = write_compressed(tmp_model, quantized, b.coder, coder)
+        _load_quantized(model, quantized)
+        model.eval()
+        attempts = record_attempt(rd.root, b)
+        evidence = collect_evidence(model, train, config, task.num_classes)
+        _save_evidence(tmp_evidence, evidence)
+        fields = classification_fields(config, model, task_record, quantized, code_bits, evidence, attempts)
+        tmp_model.replace(rd.compressed)
+        tmp_evidence.replace(rd.root / "evidence.npz")
+    finally:
+        tmp_model.unlink(missing_ok=True)
+        tmp_evidence.unlink(missing_ok=True)
+    quantized_accuracy = {"train": accuracy(model, train, accuracy_index(len(train), config.train.seed)),
+                          "val": accuracy(model, val)}
+    manifest = read_json(rd.manifest)
+    return {
+        "format": FORMAT,
+        "run": {"config_sha256": manifest["config_sha256"], "checkpoint": CHECKPOINT,
+                "checkpoint_sha256": file_sha256(rd.root / CHECKPOINT), "task_sha256": task_record["sha256"],
+                "base": base.identity},
+        "bound_settings": b.model_dump(mode="json"),
+        "compressed_file": rd.compressed.name, "compressed_sha256": file_sha256(rd.compressed),
+        "evidence_file": "evidence.npz", "evidence_sha256": file_sha256(rd.root / "evidence.npz"),
+        **fields,
+        "task": task_record,
+        "accuracy": {"unquantized": manifest.get("accuracy"), "quantized": quantized_accuracy,
+                     "note": f"train: on {min(TRAIN_ACCURACY_EXAMPLES, len(train))} fixed training examples (seed "
+                             "train.seed + 3); val: on every validation example. The bound is on the error of the "
+                             "quantized model (1 - accuracy) under the distribution the training examples are drawn "
+                             "from"},
+    }
+
+
+def refuse_rebound(run_dir: Path, manifest: dict[str, Any]) -> None:
+    """`sublora bound` on a finetuning run: refused (its certificate is written by `sublora finetune`)."""
+    if isinstance(manifest, dict) and manifest.get("kind") == RUN_KIND:
+        raise RunDirError(f"{run_dir} is a finetuning run: `sublora finetune` compressed and bounded it already.",
+                          hint=f"Check its certificate with `sublora verify {run_dir}`; to change the bound settings, "
+                               "finetune again into a new --out with --bound.FIELD=VALUE.")
+
+
+# ---------------------------------------------------------------- verify
+
+
+def verify_classification(run_dir: str | Path, rescore_mode: str = "quick", seed: int | None = None,
+                          tolerance: float = 1e-9) -> list[str] | None:
+    """Check a finetuning certificate end to end (as ``sublora.bounds.verify`` does for pretraining);
+    None when ``run_dir`` is not a finetuning run. Raises VerificationError on the first failure."""
+    rd = RunDir(Path(run_dir))
+    if not rd.manifest.is_file():
+        return None
+    try:
+        manifest = read_json(rd.manifest)
+    except ValueError:
+        return None
+    if not isinstance(manifest, dict) or manifest.get("kind") != RUN_KIND:
+        return None
+    from sublora.core.runlock import run_lock
+
+    with run_lock(rd.root, "sublora verify"):
+        return _verify(rd, manifest, rescore_mode, seed, tolerance)
+
+
+def _verify(rd: RunDir, manifest: dict[str, Any], rescore_mode: str, seed: int | None,
+            tolerance: float) -> list[str]:
+    from sublora.bounds.attempts import distinct_attempts, read_ledger, summary
+    from sublora.bounds.rescore import ATOL, RTOL
+    from sublora.bounds.verify import RESCORE_MODES, _need, _read_certificate, _refuse_differences
+    from sublora.core.data.dataset import file_sha256
+    from sublora.core.errors import ConfigError
+    from sublora.core.finetune.config import FinetuneConfig
+
+    if rescore_mode not in RESCORE_MODES:
+        raise ConfigError(f"Unknown re-scoring mode {rescore_mode!r}.", hint=f"Choose one of {', '.join(RESCORE_MODES)}.")
+    cert = _read_certificate(rd)
+    if cert.get("kind") != KIND:
+        raise VerificationError(f"{rd.certificate} is not a classification certificate (kind {cert.get('kind')!r}) "
+                                "but the run is a finetuning run.", hint=REBOUND)
+    checks = []
+
+    # 1. the run: manifest self-consistent, certificate of this run, checkpoint unchanged
+    stored = _need(manifest, "config", "manifest.json")
+    own = config_sha256(stored)
+    if own != _need(manifest, "config_sha256", "manifest.json"):
+        raise VerificationError(f"{rd.manifest}: config_sha256 is not the hash of its config (one of them was edited).")
+    if _need(cert, "run.config_sha256") != own:
+        raise VerificationError("The certificate was made for another config than this run's manifest.", hint=REBOUND)
+    checkpoint = rd.root / CHECKPOINT
+    if not checkpoint.is_file() or file_sha256(checkpoint) != _need(cert, "run.checkpoint_sha256"):
+        raise VerificationError(f"{checkpoint} is missing or changed since the certificate was written.", hint=REBOUND)
+    config = FinetuneConfig.from_dict(stored)
+    task, model, base, train, val = _prepare(config)
+    if task.sha256() != _need(cert, "run.task_sha256"):
+        raise VerificationError(f"The task {task.name!r} rebuilt here differs from the certified examples "
+                                "(its files or options changed).", hint="Restore the task's data.")
+    if base.identity != _need(cert, "run.base"):
+        raise VerificationError(f"The base model rebuilt here ({base.identity}) is not the certified run's "
+                                f"({cert['run']['base']}).", hint="Restore the base model the run was finetuned from.")
+    checks.append(f"certificate belongs to this finetuning run (config, checkpoint, {len(train)} + {len(val)} "
+                  "task examples and base model match)")
+
+    # 2. the compressed file: the bits charged, decoded to the certified values
+    path = rd.compressed
+    if _need(cert, "compressed_file") != path.name or not path.is_file():
+        raise VerificationError(f"Compressed model {path} is missing.", hint=REBOUND)
+    if file_sha256(path) != _need(cert, "compressed_sha256"):
+        raise VerificationError(f"{path} does not match the certificate's sha256 (corrupted or replaced).",
+                                hint=REBOUND)
+    code_bits = 8 * path.stat().st_size
+    shapes = {name: int(t.numel()) for name, t in model.hypothesis().items()}
+    decoded = read_compressed(path, shapes, _coder(config))
+    for name, q in decoded.items():
+        entry = _need(cert, "hypothesis").get(name)
+        if not isinstance(entry, dict) or sha256_array(q.values) != entry.get("values_sha256"):
+            raise VerificationError(f"Decoded tensor {name!r} differs from the certified quantized values.")
+    checks.append(f"compressed file {path.name}: sha256 matches, {code_bits} bits, decodes to the certified values")
+
+    # 3. the evidence: the file certified, the seeded sample of training examples
+    evidence_path = rd.root / "evidence.npz"
+    if not evidence_path.is_file() or file_sha256(evidence_path) != _need(cert, "evidence_sha256"):
+        raise VerificationError(f"{evidence_path} is missing or changed since the certificate was written.",
+                                hint=REBOUND)
+    C = task.num_classes
+    try:
+        evidence = load_evidence(evidence_path, C)
+    except Exception as exc:  # noqa: BLE001 - whatever a damaged file raises
+        raise VerificationError(f"{evidence_path} is not a readable evidence file ({exc}).", hint=REBOUND) from exc
+    d = evidence.documents
+    expected_index = draw_examples(len(train), sample_size(config, len(train)), config.bound.seed + 1)
+    if d is None or evidence.tokens is not None or int(evidence.vocab_size) != C or d.N != len(train) \
+            or not np.array_equal(np.asarray(d.indices), expected_index):
+        raise VerificationError("The evidence is not the seeded sample of training examples the settings draw.",
+                                hint=REBOUND)
+    checks.append(f"evidence: {d.n} examples drawn with seed {config.bound.seed + 1} from the N = {d.N} training "
+                  "examples, as the settings say")
+
+    # 4. every field that follows from the file, the settings, the task and the evidence, recomputed
+    if not distinct_attempts(read_ledger(rd.root)):
+        raise VerificationError(f"{rd.root / 'bound_attempts.jsonl'} is missing or empty.",
+                                hint="Restore it; it is append-only.")
+    _load_quantized(model, decoded)
+    model.eval()
+    expected = classification_fields(config, model, _task_record(task), decoded, code_bits, evidence,
+                                     summary(rd.root, config.bound))
+    _refuse_differences(expected, cert, "what its file, settings, task and evidence give", tolerance)
+    head = expected["headline"]
+    value = "none" if head.get("value") is None else f"{head['value']:.4f}"
+    checks.append(f"recomputed {len(expected['bounds'])} bounds, the headline ({head.get('name')} <= {value}; "
+                  f"majority-class error {expected['random_guess']['majority_error']:.4f}) and every other field: "
+                  "all match")
+
+    # 5. the evidence's scores are this model's: examples drawn now, or every one
+    seed = secrets.randbits(32) if seed is None else seed
+    positions = np.arange(d.n)
+    if rescore_mode == "quick" and d.n > QUICK_EXAMPLES:
+        positions = np.sort(np.random.default_rng(seed).choice(d.n, QUICK_EXAMPLES, replace=False))
+    t0 = time.perf_counter()
+    bpd, errors, _, margins = score_examples(model, train, np.asarray(d.indices)[positions], evidence.alphas, C)
+    bad = ~np.isclose(bpd, d.bpd[:, positions], atol=ATOL, rtol=RTOL).all(axis=0)
+    bad |= (errors != d.topk_error[1][positions]) & (margins > ATOL)  # a near-tie may round either way
+    if bad.any():
+        raise VerificationError(f"Re-scoring disagrees with the evidence at example(s) "
+                                f"{np.asarray(d.indices)[positions][bad][:5].tolist()}: the evidence is not this "
+                                "model's scores.", hint=REBOUND)
+    what = "all" if positions.size == d.n else f"{positions.size} (seed {seed}; repeat with --rescore-seed {seed})"
+    checks.append(f"re-scored {what} of the {d.n} sampled examples with the decoded model in "
+                  f"{time.perf_counter() - t0:.1f} s: scores match the evidence")
+    manifest = read_json(rd.manifest)
+    manifest["status"] = "verified"
+    write_json(rd.manifest, manifest)
+    return checks
