@@ -110,9 +110,14 @@ def test_an_exported_sublora_run_is_bounded_and_verifies(exported_run, certified
     verify(out, "quick", seed=0)
 
 
-def test_verify_refuses_a_changed_model_file(models, data_dir, tmp_path):
+def test_verify_refuses_a_changed_model_file_and_a_missing_ledger(models, data_dir, tmp_path):
     out = tmp_path / "out"
     bound_model(models["gpt_neox"], data_dir, out, PosthocSettings.from_overrides(SMALL))
+    ledger = (out / "bound_attempts.jsonl").read_bytes()
+    (out / "bound_attempts.jsonl").unlink()
+    with pytest.raises(VerificationError, match="missing or empty"):
+        verify(out)
+    (out / "bound_attempts.jsonl").write_bytes(ledger)
     data = bytearray((out / "model.slc").read_bytes())
     data[100] ^= 0xFF
     (out / "model.slc").write_bytes(bytes(data))

@@ -19,7 +19,8 @@ HYPER_COVER = ("up to 128 quantization settings (quantizer, levels, group size, 
 
 
 def _bound_defaults() -> BoundSettings:
-    return BoundSettings(quantizer="uniform", levels=16, levels_grid=[], qat_steps=0, hyper_bits_cover=HYPER_COVER)
+    return BoundSettings(quantizer="uniform", levels=16, levels_grid=[], qat_steps=0, coder="arithmetic",
+                         hyper_bits_cover=HYPER_COVER)
 
 
 class PosthocSettings(BaseModel):

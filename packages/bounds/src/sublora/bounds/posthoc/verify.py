@@ -40,7 +40,7 @@ def verify_posthoc(run_dir: str | Path, rescore_mode: str = "quick", seed: int |
 
 
 def _verify(out: Path, rescore_mode: str, seed: int | None, tolerance: float | None) -> list[str]:
-    from sublora.bounds.attempts import summary
+    from sublora.bounds.attempts import LEDGER, distinct_attempts, read_ledger, summary
     from sublora.bounds.certify import FORMAT, load_evidence, vocab_record
     from sublora.bounds.posthoc.certify import (
         ARCH_FILE,
@@ -118,6 +118,9 @@ def _verify(out: Path, rescore_mode: str, seed: int | None, tolerance: float | N
     checks.append(draws_match(evidence, config, data, vocab["V"]))
 
     # 5. every field that follows from the files, the settings, the evidence and the ledger
+    if not distinct_attempts(read_ledger(out)):
+        raise VerificationError(f"{out / LEDGER} is missing or empty: the ledger of certification attempts fixes "
+                                "the delta of every bound.", hint="Restore it; it is append-only.")
     attempts = summary(out, settings)
     parameters = sum(p.numel() for p in net.parameters())
     expected = posthoc_fields(settings, block, arch_bits, code_bits, parameters, vocab, evidence, attempts)
