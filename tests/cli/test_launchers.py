@@ -179,6 +179,75 @@ def test_a_lock_left_on_another_node_by_a_dead_job_is_removed_before_resubmittin
     assert (tmp_path / "out" / "b" / ".lock").exists()  # this host's live process: left to the run lock
 
 
+class FakeJob:
+    def __init__(self, job_id):
+        self.job_id, self.cancelled = job_id, False
+
+    def done(self):
+        return self.cancelled
+
+    def result(self):
+        raise RuntimeError("cancelled")
+
+    def cancel(self, check=True):
+        self.cancelled = True
+
+    state = "RUNNING"
+
+
+class FakeExecutor:
+    """submitit's executor surface the launcher uses; jobs run until cancelled."""
+
+    def __init__(self):
+        self.jobs, self.parameters = [], []
+
+    def update_parameters(self, **params):
+        self.parameters.append(params)
+
+    def batch(self):
+        import contextlib
+
+        return contextlib.nullcontext()
+
+    def submit(self, fn):
+        self.jobs.append(FakeJob(str(len(self.jobs))))
+        return self.jobs[-1]
+
+
+@pytest.mark.parametrize("cancel", [True, False])
+def test_stopping_a_slurm_sweep_cancels_its_jobs_or_leaves_them_running_when_told(tmp_path, text_corpus, cancel):
+    pytest.importorskip("submitit")
+    import threading
+
+    g = grid(text_corpus, resources={"time": 5})
+    launcher = make_launcher("slurm", g)
+    launcher.config = launcher.config.model_copy(update={"cancel_on_stop": cancel, "poll_seconds": 0.05})
+    fake = FakeExecutor()
+    launcher._executor = lambda folder: fake
+    sweep = Sweep(g, tmp_path / "out", launcher=launcher)
+    ended = []
+    timer = threading.Timer(0.5, launcher.stop)
+    timer.start()
+    launcher.launch([sweep.task(ps) for ps in sweep.points.values()], lambda t, j: None,
+                    lambda t, code, error: ended.append((t.name, code, error)))
+    assert [j.cancelled for j in fake.jobs] == [cancel, cancel]
+    assert [name for name, _, _ in ended] == ["a", "b"] and all(code is None for _, code, _ in ended)
+    if not cancel:
+        assert "left running (cancel_on_stop: false)" in ended[0][2]
+
+
+def test_a_point_job_runs_the_command_into_the_log_and_requeues_itself_appending(tmp_path):
+    pytest.importorskip("submitit")
+    from sublora.cli.launchers.slurm import PointJob
+
+    log = tmp_path / "logs" / "p.log"
+    job = PointJob(("sh", "-c", "echo $GREETING; exit 3"), {"GREETING": "hello"}, str(log))
+    assert job() == 3 and log.read_text() == "hello\n"
+    again = job.checkpoint()
+    assert again.function.append and again.function.command == job.command  # a requeue appends to the log
+    assert job() == 3 and log.read_text() == "hello\n"  # a fresh attempt (a new sweep) starts the log again
+
+
 # ------------------------------------------------------------------------------------------------ the sweep
 
 

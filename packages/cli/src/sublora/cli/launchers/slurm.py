@@ -91,8 +91,12 @@ class SlurmLauncher(Launcher):
             self._reap(finished)
             if self._running or queue:
                 time.sleep(self.config.poll_seconds if self.config.executor == "slurm" else 0.5)
-        if self._stopping:
-            self._reap(finished, wait=True)
+        if self._stopping and self.config.cancel_on_stop:
+            self._reap(finished, wait=True)  # cancelled: each ends within seconds
+        elif self._stopping:  # left running on purpose: the next sweep watches them (their ids are in sweep.json)
+            for job, task in list(self._running.items()):
+                self._running.pop(job)
+                finished(task, None, f"job {job.job_id} left running (cancel_on_stop: false)")
 
     def _executor(self, folder: Path):
         kwargs = {f"{self.config.executor}_max_num_timeout": self.config.max_requeue}
@@ -223,12 +227,15 @@ class PointJob:
     def __call__(self) -> int:
         env = {k: v for k, v in os.environ.items() if k != "SUBLORA_DEBUG"}
         env.update(self.env)
+        command = list(self.command)
+        if command[1:3] == ["-m", "sublora.cli.app"]:  # the sweep's python -m ...: the node's interpreter runs it
+            command[0] = sys.executable
         Path(self.log).parent.mkdir(parents=True, exist_ok=True)
         previous = signal.getsignal(signal.SIGTERM)
         signal.signal(signal.SIGTERM, self._forward)
         try:
             with open(self.log, "a" if self.append else "w") as fh:
-                self._proc = subprocess.Popen(list(self.command), stdout=fh, stderr=subprocess.STDOUT, env=env,
+                self._proc = subprocess.Popen(command, stdout=fh, stderr=subprocess.STDOUT, env=env,
                                               preexec_fn=_die_with_parent if sys.platform == "linux" else None)
                 try:
                     return self._proc.wait()
