@@ -57,8 +57,9 @@ class SlurmLauncher(Launcher):
         self.previous_jobs: dict[str, str] = {}
 
     def describe(self) -> str:
-        where = "submitit local executor" if self.config.executor == "local" else "slurm"
-        return f"{where}, {self.config.jobs or 'all'} at once"
+        if self.config.executor == "local":
+            return f"submitit local executor, {self.config.jobs or 1} at once"
+        return f"slurm, {self.config.jobs or 'all'} at once"
 
     def folder(self, sweep_dir: Path) -> Path:
         return Path(self.config.folder) if self.config.folder else sweep_dir / ".submitit"
@@ -80,7 +81,8 @@ class SlurmLauncher(Launcher):
             else:
                 self._clear_lost_lock(task)
                 queue.append(task)
-        limit = self.config.jobs if self.config.executor == "local" else None  # SLURM throttles with %N itself
+        # SLURM throttles with %N itself; on this machine, like the local launcher: jobs at once, default 1
+        limit = (self.config.jobs or 1) if self.config.executor == "local" else None
         while (queue or self._running) and not self._stopping:
             room = len(queue) if limit is None else max(0, limit - len(self._running))
             if room:
