@@ -110,3 +110,32 @@ def test_cli_export(certified_run, tmp_path):
     summary = json.loads(done.stdout)
     assert summary["certificate_sha256"] == file_sha256(certified_run / "certificate.json")
     assert (out / "model.safetensors").is_file() and (out / "README.md").is_file()
+
+
+def test_a_pretrained_base_with_more_outputs_exports_the_tokenizer_restricted_predictor(make_tiny_config, tmp_path):
+    """bound.vocab=tokenizer certifies the softmax over the tokenizer's 257 ids of a 300-output model: the export
+    keeps those rows, so its own softmax is the certified predictor (and the activation override survives)."""
+    from sublora.bounds.certify import certify
+    from sublora.core.train import train
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    base = tmp_path / "gpt2-300"
+    torch.manual_seed(0)
+    GPT2LMHeadModel(GPT2Config(vocab_size=300, n_positions=64, n_embd=32, n_layer=2, n_head=2)).save_pretrained(base)
+    run = tmp_path / "run"
+    train(make_tiny_config(model={"pretrained": str(base)}, train={"max_steps": 3, "eval_interval": 3},
+                           bound={"token_blocks": 16, "doc_samples": 3, "levels_grid": [], "qat_steps": 0,
+                                  "vocab": "tokenizer"}), run)
+    certify(run)
+    out = tmp_path / "hf"
+    export_hf(run, out)
+    model, config, data = load_certified(run)
+    hf = _hf(out)
+    assert hf.config.vocab_size == 257 and hf.get_output_embeddings().weight.shape[0] == 257
+    x = torch.from_numpy(np.asarray(data.train[: config.model.block_size], dtype=np.int64))[None]
+    with torch.no_grad():
+        assert (model(x)[..., :257] - hf(x).logits).abs().max().item() < 1e-4
+    evidence = load_evidence(run / "evidence.npz")
+    again = score_token_blocks(CausalLMPredictor(hf), data.train, config.model.block_size, evidence.alphas, None,
+                               seed=0, _indices=np.asarray(evidence.tokens.block_indices)[:4], vocab=257)
+    np.testing.assert_allclose(again.loss, evidence.tokens.loss[:, :4], atol=1e-4, rtol=1e-5)
