@@ -247,6 +247,8 @@ def certify_classification(rd: RunDir, config, model, task, train, val, base, pr
         "evidence_file": "evidence.npz", "evidence_sha256": file_sha256(rd.root / "evidence.npz"),
         **fields,
         "task": task_record,
+        "scoring": {"device": "cpu", "dtype": "float32", "processes": 1,
+                    "note": "finetuning scores its examples on the CPU, in one process"},
         "accuracy": {"unquantized": manifest.get("accuracy"), "quantized": quantized_accuracy,
                      "note": f"train: on {min(TRAIN_ACCURACY_EXAMPLES, len(train))} fixed training examples (seed "
                              "train.seed + 3); val: on every validation example. The bound is on the error of the "
