@@ -281,3 +281,5 @@ def test_cli_finetune_and_verify(tmp_path):
     assert "Error bounds" in done.output and "majority-class error" in done.output
     check = CliRunner().invoke(app, ["verify", str(tmp_path / "run")])
     assert check.exit_code == 0 and "certificate verified" in check.output, check.output
+    shown = CliRunner().invoke(app, ["show", str(tmp_path / "run")])
+    assert shown.exit_code == 0 and "finetuning run" in shown.output and "Error bounds" in shown.output, shown.output

@@ -79,3 +79,19 @@ def print_classification(cert: dict[str, Any]) -> None:
         out.print(f"headline: none ({head.get('note')})", highlight=False)
     out.print(f"model: d={cert['d']:,} in D={cert['D']:,} (LoRA + head); {cert['compressed_file']} = "
               f"{cert['code_bits']:,} bits, {cert['total_bits']:,.1f} bits charged", highlight=False)
+
+
+def show_finetune(rd, manifest: dict[str, Any]) -> None:
+    """`sublora show` of a finetuning run: its config summary, training and certificate (reads files only)."""
+    cfg = manifest["config"]
+    out.print(f"[bold]{rd.root}[/]  finetuning run  status: {manifest.get('status')}  created: {manifest.get('created')}")
+    out.print(f"task: {cfg['task']['spec']}  base: {manifest.get('base')}  projector: {cfg['sublora']['projector']} "
+              f"d={cfg['sublora']['intrinsic_dim']}", highlight=False)
+    training = manifest.get("training")
+    if training:
+        out.print(f"training: {training['steps']} steps in {training['seconds']} s, final loss {training['final_loss']:.4f}",
+                  highlight=False)
+    if rd.certificate.is_file():
+        print_classification(json.loads(rd.certificate.read_text()))
+    else:
+        out.print("no certificate (the run stopped before `sublora finetune` bounded it).")
