@@ -133,10 +133,13 @@ def test_runs_from_before_device_and_dtype_keep_their_training_identity(config):
     """Checkpoints hold training_identity; a run's config.yaml from before train.device/dtype does not name them."""
     import hashlib
 
-    from sublora.core.checkpoint import TRAINING_NEUTRAL_FIELDS
+    from sublora.core.checkpoint import ADDED_LATER, TRAINING_NEUTRAL_FIELDS
 
+    assert ADDED_LATER["train"] == {"dtype": "auto"}
     data = config.model_dump(mode="json", exclude=TRAINING_NEUTRAL_FIELDS)
-    data["train"].pop("dtype")  # what the identity of such a run was computed from
+    for section, fields in ADDED_LATER.items():  # what the identity of such a run was computed from
+        for name in fields:
+            data[section].pop(name)
     assert training_identity(config) == hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
     bf16 = config.model_copy(update={"train": config.train.model_copy(update={"dtype": "bfloat16"})})
     assert training_identity(bf16) != training_identity(config)  # dtype changes what training produces

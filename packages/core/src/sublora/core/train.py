@@ -267,7 +267,6 @@ def _train(config: RunConfig, rd: RunDir, cb: TrainCallbacks, place: distributed
     batch_gen = torch.Generator().manual_seed(tc.seed)  # on the CPU: the same batches on every device
     reduce = distributed.GradientSum([model.w, *owned], place)
     amp = distributed.autocast(place)
-    local_accum = tc.grad_accum // place.world_size
 
     rng_devices = [place.device.index or 0] if place.device.type == "cuda" else []
     with torch.random.fork_rng(devices=rng_devices):  # dropout draws from the global RNG: seeded per micro-batch
