@@ -264,6 +264,10 @@ def test_finetune_from_a_sublora_run(make_tiny_config, tmp_path):
     cert = finetune(_config(task={"spec": f"jsonl:{task}"}, model={"base": str(tmp_path / "pre")}), tmp_path / "ft")
     assert cert["run"]["base"]["kind"] == "run" and cert["run"]["base"]["model"] == "best checkpoint"
     assert verify(tmp_path / "ft")
+    from sublora.bounds.certify import certify
+
+    certify(tmp_path / "pre", overrides={"bound.levels": 11, "bound.qat_steps": 0})  # the base run certified since: verify still rebuilds the base that was used
+    assert verify(tmp_path / "ft")
 
 
 @pytest.mark.slow

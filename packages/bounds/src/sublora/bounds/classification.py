@@ -46,23 +46,28 @@ def config_sha256(config_dict: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(config_dict, sort_keys=True).encode()).hexdigest()
 
 
-def _load_run(path: Path):
-    """A sublora run as a base: its certified model when it has a certificate, else its best checkpoint."""
+CERTIFIED_BASE, BEST_BASE = "certified (model.slc)", "best checkpoint"
+
+
+def _load_run(path: Path, which: str | None = None):
+    """A sublora run as a base: its certified model when it has a certificate, else its best checkpoint
+    (``which`` forces one: verify rebuilds the base the certificate records, even if the run was certified since)."""
     from sublora.core.finetune.model import load_best
 
     rd = RunDir(Path(path))
-    if not (rd.certificate.is_file() and rd.compressed.is_file()):
+    if which == BEST_BASE or (which is None and not (rd.certificate.is_file() and rd.compressed.is_file())):
         return load_best(path)
     from sublora.bounds.verify import load_certified
     from sublora.core.data.dataset import file_sha256
 
     model, config, _ = load_certified(path)
-    return model, config, {"kind": "run", "path": str(Path(path).resolve()), "model": "certified (model.slc)",
+    return model, config, {"kind": "run", "path": str(Path(path).resolve()), "model": CERTIFIED_BASE,
                            "file_sha256": file_sha256(rd.compressed)}
 
 
-def _prepare(config):
-    """(task, model, base, train, val) rebuilt from the config alone: the same in finetune and verify."""
+def _prepare(config, base_model: str | None = None):
+    """(task, model, base, train, val) rebuilt from the config alone: the same in finetune and verify
+    (``base_model``: which model of a run base to load, as recorded; default: the certified one if any)."""
     import torch
 
     from sublora.core.finetune.model import build_classifier
@@ -72,7 +77,7 @@ def _prepare(config):
 
     torch.set_num_threads(config.train.threads)
     task = load_task(config.task.spec, config.task.options)
-    model, base = build_classifier(config, task.num_classes, run_loader=_load_run)
+    model, base = build_classifier(config, task.num_classes, run_loader=lambda path: _load_run(path, base_model))
     tokenizer = registry("tokenizer").config(base.tokenizer, {}).build()
     train = encode(task.train_texts, task.train_labels, tokenizer, config.model.block_size)
     val = encode(task.val_texts, task.val_labels, tokenizer, config.model.block_size)
@@ -315,7 +320,8 @@ def _verify(rd: RunDir, manifest: dict[str, Any], rescore_mode: str, seed: int |
     if not checkpoint.is_file() or file_sha256(checkpoint) != _need(cert, "run.checkpoint_sha256"):
         raise VerificationError(f"{checkpoint} is missing or changed since the certificate was written.", hint=REBOUND)
     config = FinetuneConfig.from_dict(stored)
-    task, model, base, train, val = _prepare(config)
+    recorded = _need(cert, "run.base")
+    task, model, base, train, val = _prepare(config, recorded.get("model") if isinstance(recorded, dict) else None)
     if task.sha256() != _need(cert, "run.task_sha256"):
         raise VerificationError(f"The task {task.name!r} rebuilt here differs from the certified examples "
                                 "(its files or options changed).", hint="Restore the task's data.")
