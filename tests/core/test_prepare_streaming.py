@@ -9,10 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from sublora.core.config import DataConfig
-from sublora.core.data import PreparedData, prepare_data
-from sublora.core.data import streaming
+from sublora.core.data import PreparedData, prepare_data, streaming
 from sublora.core.errors import DataError
 
 FILES = ("train.bin", "val.bin", "eot_indices.npy", "val_eot_indices.npy", "doc_lengths.npy")
@@ -81,7 +79,6 @@ def test_documents_in_flight_are_bounded(tmp_path, monkeypatch, small_batches):
 
 def _bytes_tokenizer():
     import numpy as np
-
     from sublora.core.registry import registry
 
     config = registry("tokenizer").config("bytes")

@@ -12,15 +12,14 @@ from __future__ import annotations
 import multiprocessing
 import time
 from collections import deque
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
-
 from sublora.core.errors import DataError, SubloraError
 
 #: Characters of text per batch sent to a worker: large enough to amortise the hand-over,
@@ -79,9 +78,9 @@ def encode_batch(tokenizer, dtype: np.dtype, docs: list[tuple[str, str]]) -> tup
         if ids.size == 0:
             continue
         if ids.min() < 0 or ids.max() >= tokenizer.vocab_size:
-            return b"", lengths, (DataError, f"Tokenizer '{tokenizer.name}' produced ids outside "
-                                  f"0..{tokenizer.vocab_size - 1} for document {doc_id!r}.",
-                                  "The tokenizer plugin is broken; report it.")
+            message = (f"Tokenizer '{tokenizer.name}' produced ids outside 0..{tokenizer.vocab_size - 1} "
+                       f"for document {doc_id!r}.")
+            return b"", lengths, (DataError, message, "The tokenizer plugin is broken; report it.")
         parts.append(ids.astype(dtype))
         parts.append(eot)
         lengths[i] = ids.size + 1
