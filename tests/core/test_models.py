@@ -27,13 +27,15 @@ def config(impl: str = "hf", **model) -> RunConfig:
     })
 
 
-def nonzero_lora(model) -> None:
-    """LoRA B starts at zero, which would hide the adapters: give every LoRA tensor a seeded value."""
-    gen = torch.Generator().manual_seed(3)
+def nonzero_lora(*models) -> None:
+    """LoRA B starts at zero, which would hide the adapters: give theta0 (every LoRA tensor) the same seeded
+    nonzero value in each model, and the network's own tensors too."""
+    theta0 = torch.randn(models[0].D, generator=torch.Generator().manual_seed(3)) * 0.05
     with torch.no_grad():
-        for p in model.net.parameters():
-            if p.requires_grad:
-                p.copy_(torch.randn(p.shape, generator=gen) * 0.3)
+        for m in models:
+            m.theta0.copy_(theta0)
+            for name, value in m.param_dict(theta0).items():
+                m.net.get_parameter(name).copy_(value)
 
 
 def both(impl: str, **model):
@@ -63,8 +65,9 @@ def test_same_logits_for_the_same_weights(impl):
     hf, other = both(impl)
     nonzero_lora(hf)
     other.net.load_state_dict(hf.net.state_dict())  # the hf model's tensors, loaded by name
+    nonzero_lora(other)
     with torch.no_grad():
-        hf.w.normal_()
+        hf.w.normal_(0.0, 0.1)
         other.w.copy_(hf.w)
     x, _ = batch()
     hf.eval(), other.eval()
@@ -75,8 +78,7 @@ def test_same_logits_for_the_same_weights(impl):
 @pytest.mark.parametrize("impl", IMPLS)
 def test_same_gradient_in_theta(impl):
     hf, other = both(impl)
-    nonzero_lora(hf)
-    other.net.load_state_dict(hf.net.state_dict())
+    nonzero_lora(hf, other)
     x, y = batch()
     grads = []
     for m in (hf, other):
@@ -90,7 +92,9 @@ def test_same_gradient_in_theta(impl):
 def test_same_training_losses(impl):
     """Ten AdamW steps from the same init: the losses agree to float tolerance."""
     curves = []
-    for m in both(impl):
+    models = both(impl)
+    nonzero_lora(*models)
+    for m in models:
         m.train()
         opt = torch.optim.AdamW([m.w], lr=5e-2)
         x, y = batch()

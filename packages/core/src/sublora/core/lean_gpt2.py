@@ -76,6 +76,41 @@ class _LoraDelta(torch.autograd.Function):
         return grad_x, grad_a, grad_b, None
 
 
+class _LoraLinear(torch.autograd.Function):
+    """x W + b + s (x A^T) B^T in one node, for a frozen W (in, out) and bias: the LoRA term is accumulated
+    into the base product by BLAS (no separate scale and add over (N, out)), the same for dx in backward."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None, a: torch.Tensor, b: torch.Tensor,
+                s: float) -> torch.Tensor:
+        u = a @ x.t()  # (r, N)
+        y = torch.mm(x, w) if bias is None else torch.addmm(bias, x, w)  # (N, out)
+        y.addmm_(u.t(), b.t(), alpha=s)
+        ctx.save_for_backward(x, w, a, b, u)
+        ctx.s = s
+        return y
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        x, w, a, b, u = ctx.saved_tensors
+        s = ctx.s
+        need_x, need_w, need_bias, need_a, need_b = ctx.needs_input_grad[:5]
+        gu = b.t() @ grad.t()  # (r, N), times s below
+        grad_x = grad_w = grad_bias = grad_a = grad_b = None
+        if need_x:
+            grad_x = torch.mm(grad, w.t())
+            grad_x.addmm_(gu.t(), a, alpha=s)  # (N, in)
+        if need_w:
+            grad_w = x.t() @ grad
+        if need_bias:
+            grad_bias = grad.sum(0)
+        if need_a:
+            grad_a = torch.mm(gu, x).mul_(s)  # (r, in)
+        if need_b:
+            grad_b = torch.mm(u, grad).t().mul_(s)  # (out, r)
+        return grad_x, grad_w, grad_bias, grad_a, grad_b, None
+
+
 class LoraLayer(nn.Module):
     """base_layer(x) + B(A(dropout(x))) * scaling, as peft's LoRA layer, without its per-call bookkeeping."""
 
@@ -90,6 +125,11 @@ class LoraLayer(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         a = self.lora_A["default"].weight
         b = self.lora_B["default"].weight
+        base = self.base_layer
+        if isinstance(self.lora_dropout, nn.Identity):  # one fused node (the default: no LoRA dropout)
+            w = base.weight if isinstance(base, Conv1D) else base.weight.t()  # (in, out)
+            y = _LoraLinear.apply(x.reshape(-1, x.size(-1)), w, base.bias, a, b, self.scaling)
+            return y.view(x.shape[:-1] + (w.size(1),))
         h = self.lora_dropout(x)
         lora = _LoraDelta.apply(h.reshape(-1, h.size(-1)), a, b, self.scaling)  # (N, out)
         y = self.base_layer(x)
