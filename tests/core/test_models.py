@@ -162,3 +162,19 @@ def test_lean_refuses_what_it_does_not_compute():
 def test_unknown_impl_names_the_choices():
     with pytest.raises(ConfigError, match="model.impl: Unknown model 'laen'. Did you mean 'lean'"):
         config("laen")
+
+
+@pytest.mark.parametrize("projector", registry("projector").names())
+def test_every_projector_trains_the_lean_model_as_hf(projector):
+    """The LoRA tensors keep their names, so projectors that read them (film, nola, structured) work alike."""
+    projector = {"film": "film:rdkron"}.get(projector, projector)  # plain film finds no FiLM tensor in a GPT-2
+    losses = []
+    for impl in ("hf", "lean"):
+        cfg = config(impl).model_copy(update={"sublora": config().sublora.model_copy(update={"projector": projector})})
+        m = build_model(cfg, V, V - 1)
+        nonzero_lora(m)
+        x, y = batch()
+        losses.append(m.loss(x, y).item())
+        m.loss(x, y).backward()
+        assert m.w.grad is not None and torch.isfinite(m.w.grad).all()
+    assert losses[1] == pytest.approx(losses[0], rel=1e-5)
