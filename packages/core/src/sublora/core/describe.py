@@ -30,6 +30,7 @@ SELECTED_BY: dict[str, tuple[str, str]] = {
     "bound": ("bound.estimators", "bound.estimator_options.NAME"),
     "source": ("data.source", "data.source_options"),
     "tokenizer": ("data.tokenizer", "data.tokenizer_options"),
+    "model": ("model.impl", "none (an implementation has no options)"),  # issue 14.1
     "launcher": ("launcher", "the grid's launchers.NAME (sublora sweep)"),  # issue 12.5: a sweep option
 }
 
