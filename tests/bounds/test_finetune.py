@@ -4,12 +4,8 @@ certificate and its verification. End-to-end tests are tiny (a few steps) and ma
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
-
 from sublora.core.errors import ConfigError, DataError, RunDirError, VerificationError
 from sublora.core.finetune.tasks import load_task
 
@@ -145,7 +141,6 @@ def test_head_lies_in_the_subspace_and_only_w_trains():
 def test_scores_smooth_over_the_classes():
     import numpy as np
     import torch
-
     from sublora.bounds.classification import score_examples
     from sublora.core.finetune.train import Encoded
 
@@ -227,6 +222,20 @@ def test_sublora_bound_refuses_a_finetuning_run(finetuned):
 
 
 @pytest.mark.slow
+def test_finetune_refuses_a_used_out_directory(finetuned, tmp_path):
+    from sublora.bounds.classification import finetune
+
+    run, _ = finetuned
+    with pytest.raises(RunDirError, match="not empty"):
+        finetune(_config(), run)
+    (tmp_path / "half").mkdir()
+    (tmp_path / "half" / "manifest.json").write_text("{}")  # an interrupted finetuning: no certificate
+    with pytest.raises(RunDirError, match="interrupted finetuning, which is not resumed") as info:
+        finetune(_config(), tmp_path / "half")
+    assert "delete" in info.value.hint
+
+
+@pytest.mark.slow
 def test_finetune_on_an_hf_dataset_stand_in(tmp_path):
     """The hf: code path (glue:cola / glue:qqp online) on local JSON files through `datasets`."""
     pytest.importorskip("datasets")
@@ -245,14 +254,11 @@ def test_finetune_on_an_hf_dataset_stand_in(tmp_path):
 @pytest.mark.slow
 def test_finetune_from_a_sublora_run(make_tiny_config, tmp_path):
     """A sublora run as the base: its model with LoRA merged, recorded and checked by verify."""
+    import torch
     from sublora.bounds.classification import finetune
     from sublora.bounds.verify import verify
-    from sublora.core.train import train
-
-    import torch
-
     from sublora.core.finetune.model import resolve_base
-    from sublora.core.train import load_trained
+    from sublora.core.train import load_trained, train
 
     train(make_tiny_config(), tmp_path / "pre")
     run_model, _, _ = load_trained(tmp_path / "pre")
@@ -272,9 +278,8 @@ def test_finetune_from_a_sublora_run(make_tiny_config, tmp_path):
 
 @pytest.mark.slow
 def test_cli_finetune_and_verify(tmp_path):
-    from typer.testing import CliRunner
-
     from sublora.cli.app import app
+    from typer.testing import CliRunner
 
     task = _jsonl(tmp_path / "task.jsonl", _rows(40))
     args = ["finetune", "--task", f"jsonl:{task}", "--model", "tiny", "--projector", "rdkron:qr",

@@ -25,9 +25,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from sublora.bounds.certify import (FORMAT, _coder, _load_quantized, _quantizer, _save_evidence, complexity_for,
-                                    compute_bounds, headline_bound, load_evidence, sha256_array)
+from sublora.bounds.certify import (
+    FORMAT,
+    _coder,
+    _load_quantized,
+    _quantizer,
+    _save_evidence,
+    complexity_for,
+    compute_bounds,
+    headline_bound,
+    load_evidence,
+    sha256_array,
+)
 from sublora.bounds.container import read_compressed, write_compressed
 from sublora.core.bound import DocumentEvidence, Evidence
 from sublora.core.errors import RunDirError, VerificationError
@@ -69,7 +78,6 @@ def _prepare(config, base_model: str | None = None):
     """(task, model, base, train, val) rebuilt from the config alone: the same in finetune and verify
     (``base_model``: which model of a run base to load, as recorded; default: the certified one if any)."""
     import torch
-
     from sublora.core.finetune.model import build_classifier
     from sublora.core.finetune.tasks import load_task
     from sublora.core.finetune.train import encode
@@ -96,8 +104,11 @@ def finetune(config, out_dir: str | Path, on_step=None, progress=None) -> dict[s
 
     rd = RunDir(Path(out_dir))
     if rd.root.exists() and any(not p.name.startswith(LOCK_NAME) for p in rd.root.iterdir()):
-        raise RunDirError(f"{rd.root} exists and is not empty; finetuning writes a new run directory.",
-                          hint="Choose a new or empty --out directory.")
+        unfinished = rd.manifest.is_file() and not rd.certificate.is_file()
+        raise RunDirError(f"{rd.root} exists and is not empty; finetuning writes a new run directory"
+                          + (" (this one holds an interrupted finetuning, which is not resumed)." if unfinished else "."),
+                          hint="Choose a new or empty --out directory" + (f", or delete {rd.root} and rerun the same "
+                                                                         "command." if unfinished else "."))
     with run_lock(rd.root, "sublora finetune"):
         return _finetune(config, rd, on_step, progress)
 
@@ -105,7 +116,6 @@ def finetune(config, out_dir: str | Path, on_step=None, progress=None) -> dict[s
 def _finetune(config, rd: RunDir, on_step, progress) -> dict[str, Any]:
     import yaml
     from safetensors.torch import save_file
-
     from sublora.core.finetune.train import fit
 
     t0 = time.perf_counter()
@@ -153,7 +163,6 @@ def sample_size(config, N: int) -> int:
 def score_examples(model, data, index: np.ndarray, alphas: tuple[float, ...], C: int):
     """(bpd (A, n) smoothed cross-entropy in bits over the C classes, errors (n,) 0-1, extremes (A, 2), margins)."""
     import torch
-
     from sublora.core.finetune.train import predict
 
     unique, inverse = np.unique(index, return_inverse=True)
@@ -355,7 +364,7 @@ def _verify(rd: RunDir, manifest: dict[str, Any], rescore_mode: str, seed: int |
     C = task.num_classes
     try:
         evidence = load_evidence(evidence_path, C)
-    except Exception as exc:  # noqa: BLE001 - whatever a damaged file raises
+    except Exception as exc:
         raise VerificationError(f"{evidence_path} is not a readable evidence file ({exc}).", hint=REBOUND) from exc
     d = evidence.documents
     expected_index = draw_examples(len(train), sample_size(config, len(train)), config.bound.seed + 1)

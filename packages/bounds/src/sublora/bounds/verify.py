@@ -196,7 +196,7 @@ def verify(run_dir: str | Path, rescore_mode: str = "quick", seed: int | None = 
     from sublora.bounds.posthoc.verify import is_posthoc, verify_posthoc  # issue 13.2: `sublora bound-model` output
     if is_posthoc(run_dir): return verify_posthoc(run_dir, rescore_mode, seed, tolerance)  # noqa: E701
     from sublora.bounds.classification import verify_classification  # issue 13.1: `sublora finetune` output
-    if (checks := verify_classification(run_dir, rescore_mode, seed, tolerance)) is not None: return checks  # noqa: E701
+    if (checks := verify_classification(run_dir, rescore_mode, seed, tolerance)) is not None: return checks
     from sublora.core.runlock import run_lock
 
     with run_lock(run_dir, "sublora verify"):

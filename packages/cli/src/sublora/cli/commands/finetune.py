@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
-
 from sublora.cli.console import err, out
 from sublora.cli.options import ConfigFile, FormatOpt, OutDir, ProjectorOpt
 
-TaskOpt = Annotated[Optional[str], typer.Option(
+TaskOpt = Annotated[str | None, typer.Option(
     "--task", help="stdlib-packages (offline default), csv:PATH, jsonl:PATH, hf:NAME, glue:cola, glue:qqp; "
     "options as --task.options.FIELD=VALUE (docs/finetune.md).")]
-ModelOpt = Annotated[Optional[str], typer.Option(
+ModelOpt = Annotated[str | None, typer.Option(
     "--model", help="A GPT-2 preset (random init: tiny, mini, ...), a local pretrained directory, or a sublora run.")]
 
 

@@ -15,7 +15,7 @@ def show(run_dir: RunDirArg) -> None:
 
     rd = RunDir(run_dir)
     manifest = rd.read_manifest()
-    if manifest.get("kind") == "finetune": return __import__("sublora.cli.commands.finetune", fromlist=["x"]).show_finetune(rd, manifest)  # noqa: E701,E501 issue 13.1
+    if manifest.get("kind") == "finetune": return __import__("sublora.cli.commands.finetune", fromlist=["x"]).show_finetune(rd, manifest)  # issue 13.1
     cfg = manifest["config"]
     out.print(f"[bold]{run_dir}[/]  status: {manifest.get('status')}  created: {manifest.get('created')}")
     out.print(f"model: {cfg['model']['preset']} {manifest.get('model', {})}  projector: {cfg['sublora']['projector']} "

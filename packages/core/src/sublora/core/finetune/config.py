@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-
 from sublora.core.config import BoundSettings, LoraConfig, SubloraConfig
 from sublora.core.errors import ConfigError
 
@@ -50,7 +49,7 @@ class FinetuneTrainSection(_Section):
     threads: int = Field(1, ge=1)
 
     @model_validator(mode="after")
-    def _lr_order(self) -> "FinetuneTrainSection":
+    def _lr_order(self) -> FinetuneTrainSection:
         if self.min_lr > self.lr:
             raise ValueError("min_lr must not exceed lr")
         return self
@@ -74,7 +73,7 @@ class FinetuneConfig(_Section):
     bound: BoundSettings = Field(default_factory=default_bound)
 
     @model_validator(mode="after")
-    def _classification_bounds(self) -> "FinetuneConfig":
+    def _classification_bounds(self) -> FinetuneConfig:
         b = self.bound
         if b.qat_steps or b.levels_grid:
             raise ValueError("bound.qat_steps and bound.levels_grid are not supported by finetuning: set "
@@ -85,7 +84,7 @@ class FinetuneConfig(_Section):
         return self
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "FinetuneConfig":
+    def from_dict(cls, data: dict[str, Any]) -> FinetuneConfig:
         from sublora.core.component import validation_message
 
         data = dict(data)

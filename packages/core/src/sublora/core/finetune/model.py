@@ -19,11 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
-
 from sublora.core.config import PRESETS, ModelConfig
 from sublora.core.errors import CheckpointError, ConfigError
 from sublora.core.subspace import ModuleAdapter, SubspaceModel
+from torch import nn
 
 HEAD_SEED_OFFSET = 2  # the head's init seed is model.init_seed + this (LoRA uses + 1)
 

@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
-
 from sublora.core.errors import ConfigError, DataError
 
 #: the offline default's classes: packages of the embedded corpus with many files and distinct code
@@ -285,7 +284,7 @@ def _hf(family: str, name: str, opts: TaskOptions) -> TaskData:
         dataset, config_name = name, opts.config_name
     try:
         ds = datasets.load_dataset(dataset, config_name, data_files=opts.data_files)
-    except Exception as exc:  # noqa: BLE001 - datasets raises many unrelated types
+    except Exception as exc:
         raise DataError(f"Could not load dataset {dataset!r} ({type(exc).__name__}: {exc}).",
                         hint="Offline, use hf:json with task.options.data_files={train: ..., validation: ...}, "
                              "or a csv:/jsonl: task.") from exc

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-
 from sublora.core.errors import TrainingError
 
 
