@@ -114,9 +114,7 @@ def finetune(config, out_dir: str | Path, on_step=None, progress=None) -> dict[s
 
 
 def _finetune(config, rd: RunDir, on_step, progress) -> dict[str, Any]:
-    import yaml
-    from safetensors.torch import save_file
-    from sublora.core.finetune.train import fit
+    from sublora.core.finetune.train import fit, save_hypothesis, write_config_yaml
 
     t0 = time.perf_counter()
     task, model, base, train, val = _prepare(config)
@@ -133,10 +131,9 @@ def _finetune(config, rd: RunDir, on_step, progress) -> dict[str, Any]:
         "versions": versions(),
     }
     write_json(rd.manifest, manifest)
-    rd.config_yaml.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+    write_config_yaml(rd.config_yaml, config)
     result = fit(model, train, val, config, rd.metrics, on_step)
-    rd.checkpoint_dir.mkdir(exist_ok=True)
-    save_file({k: v.contiguous() for k, v in model.hypothesis().items()}, str(rd.root / CHECKPOINT))
+    save_hypothesis(model, rd.root / CHECKPOINT)
     manifest.update(status="trained", training={"steps": result.steps, "seconds": round(result.seconds, 2),
                                                 "final_loss": result.final_loss, "threads": config.train.threads},
                     accuracy={"train": result.train_accuracy, "val": result.val_accuracy})

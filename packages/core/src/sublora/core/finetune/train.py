@@ -146,3 +146,18 @@ def accuracy_index(n: int, seed: int) -> torch.Tensor:
     """The fixed, seeded training examples of the reported training accuracy (the bound's own sample is
     separate: its empirical error is in the certificate)."""
     return fixed_index(n, TRAIN_ACCURACY_EXAMPLES, seed + 3)
+
+
+def save_hypothesis(model, path: Path) -> None:
+    """w (and any projector-owned tensor) after training, as safetensors: the continuous hypothesis."""
+    from safetensors.torch import save_file
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in model.hypothesis().items()}, str(path))
+
+
+def write_config_yaml(path: Path, config) -> None:
+    """The resolved config, human-readable, as pretraining writes RUN/config.yaml."""
+    import yaml
+
+    path.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
