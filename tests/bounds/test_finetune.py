@@ -107,6 +107,25 @@ def test_stdlib_packages_task_is_deterministic_and_split_by_file():
         load_task("stdlib-packages", {"packages": ["email"]})
 
 
+def test_glue_tasks_read_their_columns(monkeypatch):
+    """glue:qqp and glue:cola (online) with a local stand-in for the download: their columns and splits."""
+    datasets = pytest.importorskip("datasets")
+    asked = []
+
+    def fake_load_dataset(name, config_name=None, data_files=None):
+        asked.append((name, config_name))
+        rows = {"qqp": {"question1": ["a?", "b?", "c?"], "question2": ["x?", "y?", "z?"], "label": [0, 1, 0]},
+                "cola": {"sentence": ["ok .", "bad bad", "fine ."], "label": [1, 0, 1]}}[config_name]
+        return datasets.DatasetDict({"train": datasets.Dataset.from_dict(rows),
+                                     "validation": datasets.Dataset.from_dict(rows)})
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
+    qqp = load_task("glue:qqp")
+    assert asked[-1] == ("glue", "qqp") and qqp.train_texts[1] == "b?\ny?" and qqp.classes == ["0", "1"]
+    cola = load_task("glue:cola")
+    assert cola.train_texts == ["ok .", "bad bad", "fine ."] and len(cola.val_texts) == 3
+
+
 def test_config_refuses_what_finetuning_does_not_do():
     with pytest.raises(ConfigError, match="lora.head"):
         _config(lora={"head": True})
