@@ -53,6 +53,20 @@ def test_csv_and_jsonl_tasks_read_labels_and_split(tmp_path):
     assert guess["uniform_error"] == 0.5 and 0.4 <= guess["majority_error"] <= 0.5
 
 
+def test_file_tasks_resolve_paths_through_the_text_source(tmp_path):
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    rows = _rows(40)
+    _jsonl(folder / "b.jsonl", rows[20:])
+    _jsonl(folder / "a.jsonl", rows[:20])
+    (folder / "notes.txt").write_text("not a task file")
+    task = load_task(f"jsonl:{folder}", {"val_path": str(folder / "a.jsonl")})
+    assert len(task.train_texts) == 40 and len(task.val_texts) == 20  # a.jsonl then b.jsonl, sorted
+    assert task.description["source"]["files"] == 2
+    with pytest.raises(DataError, match="matches no file with suffix .jsonl"):
+        load_task(f"jsonl:{tmp_path / 'missing.jsonl'}")
+
+
 def test_label_missing_is_refused(tmp_path):
     rows = _rows()
     rows[7] = {"text": "no label here"}

@@ -9,8 +9,9 @@ A task spec is ``family[:name]``, parsed here once:
   of that class with probability proportional to its number of window starts, then a start
   uniformly. So the training examples are i.i.d. draws from that distribution by construction,
   which is what the example-level bounds need; validation windows come from the held-out files.
-- ``csv:PATH``, ``jsonl:PATH``: local files with a text and a label column (``val_path`` for a
-  validation file, else a seeded ``val_fraction`` of the rows).
+- ``csv:PATH``, ``jsonl:PATH``: local files with a text and a label column; PATH is a file, a folder
+  or a glob, resolved by the registry's ``text`` source (``val_path`` for validation files, else a
+  seeded ``val_fraction`` of the rows).
 - ``hf:NAME`` and ``glue:cola``, ``glue:qqp``: a Hugging Face dataset (``datasets``), train and
   validation splits; offline, ``hf:json`` with ``data_files`` reads local files the same way.
 
@@ -246,18 +247,25 @@ def _rows_jsonl(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
     return rows, list(columns)
 
 
-def _read_file(family: str, path_text: str) -> tuple[list[dict[str, Any]], list[str]]:
-    path = Path(path_text).expanduser()
-    if not path.is_file():
-        raise DataError(f"Task file {path} does not exist.", hint=f"Give an existing .{family} file: {family}:PATH.")
-    return (_rows_csv if family == "csv" else _rows_jsonl)(path)
+def _read_file(family: str, path_text: str) -> tuple[list[dict[str, Any]], list[str], dict[str, Any]]:
+    """Rows and columns of every .csv / .jsonl file ``path_text`` names (a file, a folder or a glob, resolved
+    by the registry's ``text`` source, in its sorted order), and where they came from."""
+    from sublora.core.registry import registry
+
+    source = registry("source").config("text", {"path": path_text, "extensions": [f".{family}"]}).build()
+    rows: list[dict[str, Any]] = []
+    columns: dict[str, None] = {}
+    for path, _ in source.files():
+        more, cols = (_rows_csv if family == "csv" else _rows_jsonl)(path)
+        rows += more
+        columns.update(dict.fromkeys(cols))
+    return rows, list(columns), {"location": source.location(), "files": len(source.files())}
 
 
 def _local_files(family: str, path: str, opts: TaskOptions) -> TaskData:
-    rows, columns = _read_file(family, path)
-    where = path
+    rows, columns, where = _read_file(family, path)
     if opts.val_path is not None:
-        val_rows, val_columns = _read_file(family, opts.val_path)
+        val_rows, val_columns, where["validation"] = _read_file(family, opts.val_path)
         columns = [c for c in columns if c in val_columns] if rows else val_columns
     else:
         order = list(range(len(rows)))
@@ -297,7 +305,7 @@ def _hf(family: str, name: str, opts: TaskOptions) -> TaskData:
 
 
 def _labelled(name: str, rows: list[dict[str, Any]], val_rows: list[dict[str, Any]], columns: list[str],
-              opts: TaskOptions, where: str) -> TaskData:
+              opts: TaskOptions, where: Any) -> TaskData:
     """Texts and class indices of both splits; refuses missing columns, missing and out-of-range labels."""
     for column in (*opts.text_fields, opts.label_field):
         if column not in columns:
