@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import itertools
 import json
 import random
 from dataclasses import dataclass, field
@@ -210,10 +211,10 @@ def _stdlib_packages(opts: TaskOptions) -> TaskData:
 def _draw_windows(files: list[list[tuple[str, str]]], window: int, n: int,
                   rng: random.Random) -> list[tuple[str, int]]:
     out = []
-    weights = [[len(text) - window + 1 for _, text in group] for group in files]
+    cumulative = [list(itertools.accumulate(len(text) - window + 1 for _, text in group)) for group in files]
     for _ in range(n):
         c = rng.randrange(len(files))
-        (_, text), = rng.choices(files[c], weights=weights[c])
+        (_, text), = rng.choices(files[c], cum_weights=cumulative[c])  # = weights=..., without re-summing
         start = rng.randrange(len(text) - window + 1)
         out.append((text[start:start + window], c))
     return out
