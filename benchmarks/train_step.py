@@ -86,8 +86,12 @@ def plain_lora_step_fn(config, batch, block):
     return step, sum(p.numel() for p in params)
 
 
-def measure(fns: dict, repeats: int, warmup: int = 5, threads: dict | None = None) -> dict[str, float]:
-    """Median seconds per call of each fn, interleaved so a busy moment hits every variant alike."""
+def measure(fns: dict, repeats: int, warmup: int = 5, threads: dict | None = None, block: int = 1) -> dict[str, float]:
+    """Median seconds per call of each fn, interleaved so a busy moment hits every variant alike.
+
+    ``threads`` sets a variant's torch thread count; changing it costs time (OpenMP's pool), so variants
+    then run in blocks of ``block`` calls and the first call after a change is not timed.
+    """
     threads, default = threads or {}, torch.get_num_threads()
     for name, fn in fns.items():
         torch.set_num_threads(threads.get(name, default))
@@ -96,10 +100,13 @@ def measure(fns: dict, repeats: int, warmup: int = 5, threads: dict | None = Non
     times = {name: [] for name in fns}
     for _ in range(repeats):
         for name, fn in fns.items():
-            torch.set_num_threads(threads.get(name, default))
-            t = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - t)
+            if threads:
+                torch.set_num_threads(threads.get(name, default))
+                fn()
+            for _ in range(block):
+                t = time.perf_counter()
+                fn()
+                times[name].append(time.perf_counter() - t)
     torch.set_num_threads(default)
     return {name: statistics.median(ts) for name, ts in times.items()}
 
@@ -177,7 +184,8 @@ def levers(args) -> None:
 
     fns = {"lean, 1 thread": base, "lean, 2 threads": base, f"lean, batch {2 * batch} (per {batch} rows)": big,
            "lean, SDPA math kernel": math_attention, "projector fwd+bwd only": projector}
-    medians = measure(fns, args.repeats, threads={name: 2 if name == "lean, 2 threads" else 1 for name in fns})
+    medians = measure(fns, max(args.repeats // 3, 5), block=3,
+                      threads={name: 2 if name == "lean, 2 threads" else 1 for name in fns})
     medians[f"lean, batch {2 * batch} (per {batch} rows)"] /= 2
     ref = medians["lean, 1 thread"]
     print(f"\nlevers on {title[:title.index('(')]}shape (lean, 1 thread unless named; ratio = time / lean at "
