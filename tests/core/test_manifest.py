@@ -27,7 +27,8 @@ def test_components_of_a_built_in_config(make_tiny_config):
     config = make_tiny_config(sublora={"projector": "rdkron:qr"},
                               bound={"estimators": ["azuma", "pacbayes:catoni"], "coder": "adaptive"})
     block = components(config)
-    assert set(block) == {"source", "tokenizer", "projector", "quantizer", "coder", "bound"}
+    assert set(block) == {"source", "tokenizer", "projector", "quantizer", "coder", "bound", "model"}
+    assert block["model"] == _record("model", "hf")  # model.impl (issue 14.1): which GPT-2 implementation
     assert block["projector"] == {"spec": "rdkron:qr", "distribution": "sublora-projectors",
                                   "version": metadata.version("sublora-projectors"),
                                   "entry_point": "sublora.projectors.configs.rdkron:RdkronConfig"}
