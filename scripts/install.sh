@@ -19,7 +19,7 @@ PIP=(.venv/bin/python -m pip install --disable-pip-version-check -q)
     -e "packages/core[hf,test]" \
     -e "packages/projectors[test]" \
     -e "packages/bounds[plots,test]" \
-    -e "packages/cli[test]" \
+    -e "packages/cli[test,slurm]" \
     -e "packages/lmgc[digits,baselines,test]" \
     -e "plugins_example[test]"
 echo "sublora installed in .venv: try .venv/bin/sublora --help"
