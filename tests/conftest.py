@@ -17,7 +17,9 @@ def _isolated_environment(tmp_path_factory):
     try:
         import torch
 
-        torch.set_num_threads(int(os.environ.get("SUBLORA_TEST_THREADS", "2")))
+        # under pytest-xdist each of the two workers has one core
+        default = "1" if os.environ.get("PYTEST_XDIST_WORKER") else "2"
+        torch.set_num_threads(int(os.environ.get("SUBLORA_TEST_THREADS", default)))
     except ImportError:
         pass
     yield
@@ -73,3 +75,19 @@ def make_tiny_config(text_corpus):
         return RunConfig.from_dict(data)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory):
+    """`sublora run --preset smoke --train.threads=1` through the CLI, once per session: (run dir, the
+    CompletedProcess). Shared by tests/e2e/test_smoke_run.py and tests/cli/test_run_errors.py (the root
+    conftest.py keeps them on one xdist worker); a test that changes the run works on a copy."""
+    import subprocess
+    import sys
+
+    out = tmp_path_factory.mktemp("smoke") / "smoke"
+    env = {k: v for k, v in os.environ.items() if k != "SUBLORA_DEBUG"}
+    result = subprocess.run([sys.executable, "-m", "sublora.cli.app", "run", "--preset", "smoke", "--train.threads=1",
+                             "--out", str(out)], capture_output=True, text=True, env=env, timeout=900)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return out, result

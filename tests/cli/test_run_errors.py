@@ -29,12 +29,10 @@ def assert_user_error(result, code, *phrases):
         assert phrase in result.stderr, result.stderr
 
 
-@pytest.fixture(scope="module")
-def finished(tmp_path_factory):
-    out = tmp_path_factory.mktemp("errors") / "smoke"
-    result = sublora("run", *SMOKE, "--out", out)
-    assert result.returncode == 0, result.stdout + result.stderr
-    return out
+@pytest.fixture
+def finished(smoke_run):
+    """The session's `sublora run` with SMOKE's settings (tests/conftest.py): tests that change it copy it."""
+    return smoke_run[0]
 
 
 def _copy(run, tmp_path):

@@ -113,7 +113,7 @@ def smoke_grid(doc_samples: int, lr: float = 5e-3) -> dict:
     """One point on the smoke preset's data (big enough for a headline bound), a few steps."""
     return {"name": "t", "preset": "smoke",
             "base": {"train.max_steps": 6, "train.eval_interval": 3, "train.checkpoint_interval": 3,
-                     "train.threads": 1, "train.lr": lr},
+                     "train.threads": 1, "train.lr": lr, "bound.qat_steps": 4, "bound.search_blocks": 16},
             "axes": [{"name": "p", "values": {"b": {"bound.doc_samples": doc_samples}}}]}
 
 

@@ -14,18 +14,15 @@ import pytest
 
 SUBLORA = [sys.executable, "-m", "sublora.cli.app"]
 
+pytestmark = pytest.mark.slow  # every test reads a `sublora run` or trains through the CLI
+
 
 def sublora(*args, timeout=600):
     env = {k: v for k, v in os.environ.items() if k != "SUBLORA_DEBUG"}
     return subprocess.run([*SUBLORA, *map(str, args)], capture_output=True, text=True, env=env, timeout=timeout)
 
 
-@pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("e2e") / "smoke"
-    result = sublora("run", "--preset", "smoke", "--out", out)
-    assert result.returncode == 0, result.stdout + result.stderr
-    return out, result
+# smoke_run (tests/conftest.py): `sublora run --preset smoke --train.threads=1`, once per session
 
 
 def test_run_prints_the_results_table_and_verifies(smoke_run):
@@ -117,7 +114,7 @@ def test_verify_detects_a_corrupted_compressed_file(smoke_run, tmp_path):
 def test_rerun_on_a_finished_run_refuses_and_destroys_nothing(smoke_run):
     out, _ = smoke_run
     before = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
-    result = sublora("run", "--preset", "smoke", "--out", out)
+    result = sublora("run", "--preset", "smoke", "--train.threads=1", "--out", out)  # the same settings
     assert result.returncode == 6
     assert "already holds a certificate" in result.stderr
     assert before == {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}

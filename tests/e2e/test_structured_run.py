@@ -8,6 +8,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 SUBLORA = [sys.executable, "-m", "sublora.cli.app"]
 
 
@@ -17,6 +19,7 @@ def sublora(*args, timeout=600):
     return subprocess.run([*SUBLORA, *map(str, args)], capture_output=True, text=True, env=env, timeout=timeout)
 
 
+@pytest.mark.slow
 def test_learned_gates_are_trained_reported_coded_and_shown(tmp_path):
     out = tmp_path / "structured"
     result = sublora("run", "--preset", "smoke", "--projector", "structured:learned", "--out", out, "--train.threads=1")

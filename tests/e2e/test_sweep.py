@@ -33,7 +33,8 @@ def micro_grid(text_corpus, extra_axis=None) -> dict:
             "model": {"preset": "tiny", "n_layer": 2, "n_head": 2, "n_embd": 32, "block_size": 32},
             "train": {"max_steps": 6, "batch_size": 2, "warmup_steps": 2, "eval_interval": 3, "eval_batches": 1,
                       "log_interval": 2, "checkpoint_interval": 3},
-            "bound": {"doc_samples": 3, "token_blocks": 8},
+            # a short QAT and levels search: each stage runs, in a third less time per point
+            "bound": {"doc_samples": 3, "token_blocks": 8, "qat_steps": 4, "search_blocks": 16},
         },
         "axes": [
             {"name": "d", "field": "sublora.intrinsic_dim", "values": [48, 96]},
@@ -59,6 +60,7 @@ def swept(tmp_path_factory, text_corpus):
     return root, result
 
 
+@pytest.mark.slow
 def test_every_point_gets_its_own_named_run_with_a_certificate(swept):
     root, result = swept
     out = root / "out"
@@ -75,6 +77,7 @@ def test_every_point_gets_its_own_named_run_with_a_certificate(swept):
     assert "8/8 points finished" in result.stdout
 
 
+@pytest.mark.slow
 def test_rerun_skips_finished_points(swept):
     root, _ = swept
     result = sublora("sweep", root / "grid.yaml", "--out", root / "out", "--jobs", "2")
@@ -83,6 +86,7 @@ def test_rerun_skips_finished_points(swept):
     assert {p["state"] for p in state["points"].values()} == {"skipped"}
 
 
+@pytest.mark.slow
 def test_analyze_tables_hold_the_means_over_seeds(swept):
     root, _ = swept
     out = root / "out"
@@ -112,6 +116,7 @@ def test_analyze_tables_hold_the_means_over_seeds(swept):
             assert (out / "analysis" / f"{stem}.{ext}").stat().st_size > 1000, stem
 
 
+@pytest.mark.slow
 def test_a_failing_point_is_recorded_and_does_not_stop_the_others(tmp_path, text_corpus):
     grid = micro_grid(text_corpus)
     grid["axes"] = [{"name": "docs", "field": "bound.doc_samples", "values": [3, 5000]}]  # 5000 > the documents
