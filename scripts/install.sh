@@ -14,7 +14,8 @@ PIP=(.venv/bin/python -m pip install --disable-pip-version-check -q)
 "${PIP[@]}" --upgrade pip
 .venv/bin/python -c "import torch" 2>/dev/null || "${PIP[@]}" "$TORCH_SPEC"
 # Each package declares what it uses; the `test` extras add what the test suite needs (pytest,
-# pytest-xdist for the two workers `pytest` runs, scipy) and sublora-cli pulls in sublora-bounds[plots] (matplotlib, for `sublora analyze`).
+# pytest-xdist for the two workers `pytest` runs, scipy) and sublora-cli pulls in sublora-bounds[plots]
+# (matplotlib, for `sublora analyze`).
 "${PIP[@]}" \
     -e "packages/core[hf,test]" \
     -e "packages/projectors[test]" \
