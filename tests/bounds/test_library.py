@@ -32,6 +32,7 @@ def _numbers(text: str) -> list[float]:
     return [float(x) for x in re.findall(r"-?\d+\.\d+|\d+", text)]
 
 
+@pytest.mark.slow  # fresh processes: ~5 s
 def test_the_library_page_runs_as_written_and_prints_what_it_shows(tmp_path):
     """Every python block of the page, in order, in a fresh one-thread process: CPU time under 15 s,
     the output the page shows (numbers to 0.01), every bound of the example non-vacuous."""

@@ -91,6 +91,7 @@ def test_reentrant_in_one_process_and_leaves_no_trace(tmp_path):
             pass
 
 
+@pytest.mark.slow  # fresh processes: ~5 s
 def test_the_auditors_race_two_trainings_on_one_out(tmp_path, make_tiny_config):
     """Two `train` processes, seeds 0 and 1, on one --out: one is refused, the run stays whole."""
     from sublora.core.checkpoint import read_checkpoint

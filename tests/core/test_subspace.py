@@ -63,6 +63,7 @@ def test_gradient_reaches_w_through_the_projector(tiny_config):
     assert m.w.grad is not None and torch.count_nonzero(m.w.grad) > 0
 
 
+@pytest.mark.slow  # fresh processes: ~5 s
 def test_checkpoint_roundtrip_in_a_new_process_gives_identical_logits(tiny_config, tmp_path):
     m = _model(tiny_config)
     with torch.no_grad():
