@@ -88,7 +88,7 @@ class SubloraConfig(Section):
 
 
 class TrainConfig(Section):
-    max_steps: int = Field(5000, ge=1)
+    max_steps: int = Field(2000, ge=1, description="Optimizer steps (the main job's 2,000 sit on the measured time-vs-bound front, docs/results.md).")
     batch_size: int = Field(8, ge=1)
     grad_accum: int = Field(1, ge=1, description="Micro-batches per optimizer step.")
     lr: float = Field(5e-3, gt=0)
@@ -135,7 +135,7 @@ class BoundSettings(Section):
                                    "one with the smallest estimated token Azuma bound is kept. Free: the file stores "
                                    "its codebook size, so the prior covers the choice (docs/bounds.md section 3). "
                                    "Empty = use `levels` only (see docs/tighter_certificates.md).")
-    search_blocks: int = Field(512, ge=1, description="Training blocks (seeded, with replacement) each levels_grid "
+    search_blocks: int = Field(128, ge=1, description="Training blocks (seeded, with replacement) each levels_grid "
                                "candidate is scored on to estimate its bound.")
     qat_steps: int = Field(100, ge=0, description="Quantization-aware fine-tuning steps after quantizing (0 = off): "
                            "w and the codebook are trained through the rounding (straight-through) on training "
