@@ -35,7 +35,7 @@ from sublora.core.errors import BoundError, RunDirError
 from sublora.core.manifest import read_json, write_json
 from sublora.core.quantizer import QuantizedVector
 from sublora.core.registry import registry
-from sublora.core.rundir import RunDir
+from sublora.core.rundir import RunDir, staged
 
 ProgressFactory = Callable[[str], AbstractContextManager]
 FORMAT = "sublora-certificate/1"
@@ -392,8 +392,7 @@ def _certify(run_dir: str | Path, progress: ProgressFactory | None, force: bool,
 
     # Outputs go to temporary files, moved into place only once everything succeeded: a failure
     # (or an interrupt) midway never leaves a new model.slc beside an old certificate.
-    tmp_model, tmp_evidence = rd.compressed.with_name(".model.slc.tmp"), rd.root / ".evidence.tmp.npz"
-    try:
+    with staged(rd.compressed, rd.root / "evidence.npz") as (tmp_model, tmp_evidence):
         code_bits = write_compressed(tmp_model, quantized, config.bound.coder, coder)
         _load_quantized(model, quantized)
         quantized_loss = estimate_loss(model, data, config)
@@ -403,11 +402,6 @@ def _certify(run_dir: str | Path, progress: ProgressFactory | None, force: bool,
         evidence = _collect_evidence(model, data, config, vocab["V"], progress)
         _save_evidence(tmp_evidence, evidence)
         fields = certificate_fields(config, model, data, quantized, code_bits, evidence, attempts)
-        tmp_model.replace(rd.compressed)
-        tmp_evidence.replace(rd.root / "evidence.npz")
-    finally:
-        tmp_model.unlink(missing_ok=True)
-        tmp_evidence.unlink(missing_ok=True)
 
     certificate = {
         "format": FORMAT,

@@ -41,7 +41,7 @@ from sublora.bounds.container import read_compressed, write_compressed
 from sublora.core.bound import DocumentEvidence, Evidence
 from sublora.core.errors import RunDirError, VerificationError
 from sublora.core.manifest import read_json, versions, write_json
-from sublora.core.rundir import RunDir
+from sublora.core.rundir import RunDir, staged
 
 KIND = "classification"
 RUN_KIND = "finetune"
@@ -230,9 +230,8 @@ def certify_classification(rd: RunDir, config, model, task, train, val, base, pr
     quantized = {name: quantizer.quantize(t.double().numpy(), seed=b.seed + i)
                  for i, (name, t) in enumerate(continuous.items())}
     coder = _coder(config)
-    tmp_model, tmp_evidence = rd.compressed.with_name(".model.slc.tmp"), rd.root / ".evidence.tmp.npz"
     task_record = _task_record(task)
-    try:
+    with staged(rd.compressed, rd.root / "evidence.npz") as (tmp_model, tmp_evidence):
         code_bits = write_compressed(tmp_model, quantized, b.coder, coder)
         _load_quantized(model, quantized)
         model.eval()
@@ -240,11 +239,6 @@ def certify_classification(rd: RunDir, config, model, task, train, val, base, pr
         evidence = collect_evidence(model, train, config, task.num_classes)
         _save_evidence(tmp_evidence, evidence)
         fields = classification_fields(config, model, task_record, quantized, code_bits, evidence, attempts)
-        tmp_model.replace(rd.compressed)
-        tmp_evidence.replace(rd.root / "evidence.npz")
-    finally:
-        tmp_model.unlink(missing_ok=True)
-        tmp_evidence.unlink(missing_ok=True)
     quantized_accuracy = {"train": accuracy(model, train, accuracy_index(len(train), config.train.seed)),
                           "val": accuracy(model, val)}
     manifest = read_json(rd.manifest)

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -125,6 +127,24 @@ class Changes:
     @property
     def all(self) -> Diff:
         return self.training + self.bound
+
+
+@contextmanager
+def staged(*finals: Path) -> Iterator[list[Path]]:
+    """Temporary paths for outputs that appear together or not at all.
+
+    Yields one temporary path per final path (``.NAME.tmp`` beside it); when the block succeeds they
+    are moved onto the finals in order, and whatever happens they are removed: a failure (or an
+    interrupt) midway never leaves a new model.slc beside an old certificate.
+    """
+    tmps = [Path(p).with_name(f".{Path(p).name}.tmp") for p in finals]
+    try:
+        yield tmps
+        for tmp, final in zip(tmps, finals):
+            tmp.replace(final)
+    finally:
+        for tmp in tmps:
+            tmp.unlink(missing_ok=True)
 
 
 def set_aside(root: Path) -> Path:

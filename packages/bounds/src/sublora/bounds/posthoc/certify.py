@@ -29,6 +29,7 @@ import torch
 
 from sublora.bounds.posthoc.settings import PosthocSettings
 from sublora.core.errors import ConfigError, RunDirError, VerificationError
+from sublora.core.rundir import staged
 
 KIND = "posthoc"
 ARCH_FILE = "architecture.json"
@@ -191,8 +192,7 @@ def _bound_model(model_dir: Path, data_arg, out: Path, settings: PosthocSettings
     arch_data = architecture_bytes(arch)
     original_loss = mean_loss_bits(CausalLMPredictor(net), data, block, settings.bound.seed + 2)
     coder = registry("coder").config(settings.bound.coder, settings.bound.coder_options).build()
-    tmp_model, tmp_evidence, tmp_arch = out / ".model.slc.tmp", out / ".evidence.tmp.npz", out / ".architecture.tmp"
-    try:
+    with staged(out / "model.slc", out / "evidence.npz", out / ARCH_FILE) as (tmp_model, tmp_evidence, tmp_arch):
         t1 = time.perf_counter()
         with progress("quantize and code, tensor by tensor") as bar:
             stats = quantize_and_write(net, settings, coder, tmp_model, bar)
@@ -219,12 +219,6 @@ def _bound_model(model_dir: Path, data_arg, out: Path, settings: PosthocSettings
         tmp_arch.write_bytes(arch_data)
         fields = posthoc_fields(settings, block, architecture_bits(arch_data), stats["code_bits"],
                                 stats["parameters"], vocab, evidence, attempts)
-        tmp_model.replace(out / "model.slc")
-        tmp_evidence.replace(out / "evidence.npz")
-        tmp_arch.replace(out / ARCH_FILE)
-    finally:
-        for tmp in (tmp_model, tmp_evidence, tmp_arch):
-            tmp.unlink(missing_ok=True)
 
     config_file = model_dir / "config.json"
     certificate = {
