@@ -139,8 +139,7 @@ def certificate_fields(config: RunConfig, model, data, quantized: dict[str, Quan
 def coder_checks(config: RunConfig, data) -> dict[str, Any]:
     """``{"coder_checks": record}`` when the coder carries a learned model (an LM prior) and checked that it
     is independent of the run's training data (else it raised); ``{}`` for coders without one."""
-    record = {"dir": str(data.path), **{k: data.meta.get(k) for k in ("config_key", "sha256")}}
-    checked = _coder(config).check_run_data(record)
+    checked = _coder(config).check_run_data(data.record())
     return {"coder_checks": checked} if checked is not None else {}
 
 

@@ -285,7 +285,7 @@ def _train(config: RunConfig, rd: RunDir, cb: TrainCallbacks, place: distributed
             manifest = previous or new_manifest(config, status="training")
             placed = _placements(manifest, place, step, previous is not None)
             manifest.update(config=config.to_dict(), config_sha256=config_hash(config), status="training",
-                            data={"dir": str(data.path), **{k: data.meta.get(k) for k in ("config_key", "sha256", "vocab_size", "n_tokens", "n_documents")}},
+                            data=data.record(),
                             model={"D": model.D, "d": model.d, "layout": model.layout.fingerprint(), "projector": model.projector.config.spec},
                             **place.record(), placements=placed,
                             allreduce={"bytes_per_step": reduce.bytes_per_step, "numbers": reduce.numel + 1 if place.world_size > 1 else 0,

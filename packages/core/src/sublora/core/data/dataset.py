@@ -119,6 +119,11 @@ class PreparedData:
     def n_documents(self, split: str) -> int:
         return len(self.eot_indices(split))
 
+    def record(self) -> dict[str, Any]:
+        """What a run's manifest records of its data (``data``): where it is and what identifies it."""
+        return {"dir": str(self.path), **{k: self.meta.get(k) for k in
+                                          ("config_key", "sha256", "vocab_size", "n_tokens", "n_documents")}}
+
     def n_tokens(self, split: str) -> int:
         return len(self.tokens(split))
 
