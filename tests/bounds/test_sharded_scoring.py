@@ -10,13 +10,10 @@ import sys
 
 import numpy as np
 import pytest
-import torch
 
 from sublora.bounds.evaluate import score_documents, score_token_blocks
-from sublora.core.build import build_model
-from sublora.core.config import RunConfig
 
-V, EOT, T = 257, 256, 16
+from tiny_scoring import EOT, T, V, tiny_scoring_model
 ALPHAS = (0.01, 0.5)
 
 
@@ -42,12 +39,7 @@ def _sharded(fn, world: int):
 
 @pytest.fixture(scope="module")
 def model():
-    cfg = RunConfig.from_dict({"model": {"preset": "tiny", "n_embd": 32, "n_head": 2, "n_layer": 1, "block_size": T},
-                               "sublora": {"intrinsic_dim": 20}})
-    m = build_model(cfg, V, EOT)
-    with torch.no_grad():
-        m.w.normal_(generator=torch.Generator().manual_seed(0))
-    return m.eval()
+    return tiny_scoring_model()
 
 
 @pytest.mark.parametrize("world", [2, 3])
