@@ -101,9 +101,13 @@ def scoring(device: str = "auto") -> Iterator[str]:
 
 
 def _close() -> None:
+    """Leave the group together: every rank waits at a barrier, then tears it down. A rank that
+    destroyed its group and exited while rank 0 was still writing the certificate was killed by
+    gloo at exit now and then ("terminate called without an active exception", exit -6)."""
     import torch.distributed as dist
 
     if dist.is_available() and dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()
 
 
