@@ -215,6 +215,11 @@ def session(train_config) -> Iterator[Placement]:
     place = Placement(rank, world, local, device, dtype, backend)
     try:
         yield place
+        if ours:
+            # Leave together: a rank that destroyed its group and exited while rank 0 was still
+            # committing was killed by gloo at exit now and then ("terminate called without an active
+            # exception", exit -6). Not on the error path: there the other ranks may never arrive.
+            dist.barrier()
     except BaseException as exc:
         _report(place, exc)
         raise
