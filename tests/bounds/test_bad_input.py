@@ -26,7 +26,9 @@ def bounded(tmp_path_factory, make_tiny_config):
     runs = {}
     for seed in (0, 1):
         run = tmp_path_factory.mktemp(f"bounded{seed}")
-        train(make_tiny_config(sublora={"seed": seed}), run)
+        # the bound settings of the session's certified_run: every refusal below happens before or around scoring
+        train(make_tiny_config(sublora={"seed": seed},
+                               bound={"token_blocks": 64, "doc_samples": 6, "levels_grid": [], "qat_steps": 0}), run)
         certify(run)
         runs[seed] = run
     return runs

@@ -92,8 +92,12 @@ def test_the_model_card_carries_the_headline_and_the_hashes(certified_run, expor
 
 
 def test_export_refuses_a_run_without_certificate_and_a_non_empty_target(tmp_path, certified_run):
-    with pytest.raises(RunDirError, match="no certificate"):
+    with pytest.raises(RunDirError, match="not a sublora run directory"):
         export_hf(tmp_path, tmp_path / "out")
+    (tmp_path / "trained").mkdir()  # a run (its manifest) that was never bounded
+    (tmp_path / "trained" / "manifest.json").write_bytes((certified_run / "manifest.json").read_bytes())
+    with pytest.raises(RunDirError, match="no certificate"):
+        export_hf(tmp_path / "trained", tmp_path / "out")
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "x").write_text("x")
     with pytest.raises(RunDirError, match="not empty"):

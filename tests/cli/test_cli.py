@@ -41,6 +41,34 @@ def test_help_and_plugins_do_not_import_heavy_libraries():
     assert json.loads(out.stdout.strip().splitlines()[-1]) == []
 
 
+def test_bad_input_is_refused_before_torch_is_imported(tmp_path):
+    """Typos, wrong paths and a file as --out answer at once (importing torch alone takes ~1 s)."""
+    (tmp_path / "file").write_text("x")
+    calls = [["train", "--out", str(tmp_path / "r"), "--projector", "rdkrom"],
+             ["train", "--out", str(tmp_path / "file")],
+             ["train", "--out", str(tmp_path / "r"), "--train.lr=-1"],
+             ["finetune", "--out", str(tmp_path / "f"), "--task", "nosuch"],
+             *([command, str(tmp_path / "missing")] for command in ("bound", "verify", "sample")),
+             ["export", str(tmp_path / "missing"), "--hf", str(tmp_path / "hf")]]
+    code = (
+        "import sys, json\n"
+        "from sublora.cli.app import main\n"
+        "codes = []\n"
+        f"for args in {calls!r}:\n"
+        "    sys.argv = ['sublora', *args]\n"
+        "    try:\n"
+        "        main()\n"
+        "    except SystemExit as exc:\n"
+        "        codes.append(exc.code)\n"
+        "print(json.dumps([codes, 'torch' in sys.modules]))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    codes, torch_imported = json.loads(out.stdout.strip().splitlines()[-1])
+    assert all(code in (2, 6) for code in codes), codes
+    assert not torch_imported
+
+
 def test_plugins_lists_builtins_and_the_example_plugin():
     result = sublora("plugins", "--format", "json")
     assert result.returncode == 0, result.stderr

@@ -170,9 +170,7 @@ def load_certified(run_dir: str | Path):
     from sublora.core.train import load_trained
 
     rd = RunDir(Path(run_dir))
-    if not rd.certificate.is_file() or not rd.compressed.is_file():
-        raise RunDirError(f"{rd.root} has no certificate and compressed model yet.",
-                          hint="Bound it first: `sublora bound RUN_DIR`.")
+    rd.require(certified=True)
     cert = _read_certificate(rd)
     if file_sha256(rd.compressed) != _need(cert, "compressed_sha256"):
         raise VerificationError(f"{rd.compressed} does not match the certificate's sha256.",

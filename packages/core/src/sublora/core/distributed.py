@@ -22,19 +22,20 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, TypeVar
-
-import torch
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sublora.core import errors
 from sublora.core.errors import ConfigError, TrainingError
+
+if TYPE_CHECKING:  # torch is imported where it is used: `sublora train`'s checks answer without it
+    import torch
 
 T = TypeVar("T")
 #: Tests only: "RANK:STEP" makes that rank exit abruptly (os._exit) before optimizer step STEP + 1.
 FAIL_ENV = "SUBLORA_TEST_FAIL_RANK"
 #: Set by `sublora train --nproc`: a directory where each rank leaves a one-line report of its error.
 REPORT_ENV = "SUBLORA_DIST_REPORT"
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+DTYPES = ("float32", "bfloat16")
 
 
 class RankLost(TrainingError):
@@ -102,6 +103,7 @@ class Placement:
         """Rank 0's ``flag`` on every rank (e.g. its time limit decides when all stop)."""
         if self.world_size == 1:
             return flag
+        import torch
         import torch.distributed as dist
 
         t = torch.tensor([int(flag)], device=self.device if self.backend == "nccl" else "cpu")
@@ -121,6 +123,8 @@ def lost(place: Placement, exc: BaseException) -> RankLost:
 
 def resolve_device(spec: str, local_rank: int = 0) -> torch.device:
     """'auto' = CUDA when available, else CPU; 'cuda' without a GPU is refused."""
+    import torch
+
     if spec == "auto":
         spec = "cuda" if torch.cuda.is_available() else "cpu"
     if spec == "cpu":
@@ -136,15 +140,19 @@ def resolve_device(spec: str, local_rank: int = 0) -> torch.device:
 
 def resolve_dtype(spec: str, device: torch.device) -> torch.dtype:
     """'auto' = bfloat16 autocast on a CUDA GPU that supports it, float32 elsewhere."""
+    import torch
+
     if spec == "auto":
         cuda_bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
         return torch.bfloat16 if cuda_bf16 else torch.float32
-    return DTYPES[spec]
+    return getattr(torch, spec)
 
 
 def autocast(place: Placement):
     """The training forward's autocast context (a no-op in float32)."""
     from contextlib import nullcontext
+
+    import torch
 
     if place.dtype == torch.float32:
         return nullcontext()
@@ -153,6 +161,8 @@ def autocast(place: Placement):
 
 def available(device_spec: str) -> tuple[int, str]:
     """(how many processes this machine can run, of what): usable CPU cores, or GPUs for CUDA."""
+    import torch
+
     device = resolve_device(device_spec)
     if device.type == "cuda":
         return torch.cuda.device_count(), "GPUs"
@@ -192,6 +202,7 @@ def env_rank() -> int:
 @contextmanager
 def session(train_config) -> Iterator[Placement]:
     """This process's placement; under torchrun, joined to the process group for the block."""
+    import torch
     import torch.distributed as dist
 
     world = int(os.environ.get("WORLD_SIZE", "1")) if launched() else 1
@@ -265,6 +276,7 @@ class GradientSum:
         """All-reduce (sum) the gradients in place; return the global loss."""
         if self.place.world_size == 1:
             return loss_sum
+        import torch
         import torch.distributed as dist
 
         parts = [(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1) for p in self.params]
@@ -368,6 +380,8 @@ def saved_step(run_dir: Path) -> int | None:
     path = Path(run_dir) / "checkpoint" / "state.pt"
     if not path.is_file():
         return None
+    import torch
+
     try:
         return int(torch.load(path, weights_only=True, map_location="cpu")["step"])
     except Exception:  # noqa: BLE001 - a damaged state reports itself on resume

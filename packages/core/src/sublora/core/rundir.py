@@ -89,6 +89,13 @@ class RunDir:
         except ValueError as exc:
             raise RunDirError(f"{self.manifest} is corrupt: {exc}.") from exc
 
+    def require(self, certified: bool = False) -> None:
+        """Refuse a directory that is not a run (or not a certified one), cheaply: before any heavy import."""
+        self.read_manifest()
+        if certified and not (self.certificate.is_file() and self.compressed.is_file()):
+            raise RunDirError(f"{self.root} has no certificate and compressed model yet.",
+                              hint="Bound it first: `sublora bound RUN_DIR`.")
+
     def config(self) -> RunConfig:
         manifest = self.read_manifest()
         if not isinstance(manifest.get("config"), dict):

@@ -36,6 +36,9 @@ def bound(
     every training block, no subsampling term). Every attempt is recorded in RUN/bound_attempts.jsonl; new
     settings on a certified run need --charge (docs/bounds.md section 8).
     """
+    from sublora.core.rundir import RunDir
+
+    RunDir(run_dir).require()  # before importing torch: a wrong path answers at once
     from sublora.bounds import sharded
 
     sharded.resolve_device(device)  # an unusable device is refused before any work

@@ -20,6 +20,9 @@ def export(
     fmt: FormatOpt = "table",
 ) -> None:
     """Export the certified model (decoded model.slc, LoRA merged, head untied) with its certificate's card."""
+    from sublora.core.rundir import RunDir
+
+    RunDir(run_dir).require(certified=True)  # before importing torch: a wrong path answers at once
     from sublora.bounds.export import export_hf
 
     summary = export_hf(run_dir, hf, force=force)

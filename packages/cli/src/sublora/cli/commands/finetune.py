@@ -23,7 +23,6 @@ def finetune(ctx: typer.Context, out_dir: OutDir, task: TaskOpt = None, model: M
     Sections: task, model, lora, sublora, train, bound; any field as --section.field=value, e.g.
     --sublora.intrinsic_dim=1000 --train.max_steps=400. Check the result with `sublora verify OUT`.
     """
-    from sublora.bounds.classification import finetune as finetune_fn
     from sublora.core.finetune.config import FinetuneConfig
     from sublora.core.overrides import apply_overrides, load_yaml, parse_overrides
 
@@ -32,6 +31,7 @@ def finetune(ctx: typer.Context, out_dir: OutDir, task: TaskOpt = None, model: M
         if value is not None:
             overrides[key] = value
     config = FinetuneConfig.from_dict(apply_overrides(load_yaml(config_file) if config_file else {}, overrides))
+    from sublora.bounds.classification import finetune as finetune_fn  # torch: after the config is known to be valid
 
     def on_step(step: int, event: dict[str, Any]) -> None:
         if event["event"] == "eval":

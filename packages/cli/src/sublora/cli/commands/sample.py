@@ -23,6 +23,9 @@ def sample(
 ) -> None:
     """Generate text from a trained run (as the reference's sample.py)."""
     from sublora.core.errors import ConfigError
+    from sublora.core.rundir import RunDir
+
+    RunDir(run_dir).require(certified=checkpoint == "certified")  # before importing torch
     from sublora.core.generate import generate
     from sublora.core.registry import registry
     from sublora.core.train import load_trained

@@ -24,13 +24,14 @@ def run_training(config, out_dir):
     from sublora.core import distributed
     from sublora.core.data import ensure_prepared
     from sublora.core.runlock import run_lock
-    from sublora.core.train import LN2
-    from sublora.core.train import train as train_fn
 
     if distributed.launched():  # a torchrun rank: rank 0 locks, checks and prepares inside train
         return _rank_training(config, out_dir)
-    distributed.resolve_device(config.train.device)  # no GPU for --device cuda: said before any work
-    with run_lock(out_dir):  # before preparing data, so a busy or unusable --out fails at once
+    with run_lock(out_dir):  # before preparing data (and importing torch), so a busy or unusable --out fails at once
+        distributed.resolve_device(config.train.device)  # no GPU for --device cuda: said before any work
+        from sublora.core.train import LN2
+        from sublora.core.train import train as train_fn
+
         with task_bar("prepare data") as data_progress:
             ensure_prepared(config.data, progress=data_progress)
         result = train_fn(config, out_dir, callbacks=TrainingProgress())

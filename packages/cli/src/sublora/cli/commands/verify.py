@@ -25,6 +25,10 @@ def verify(run_dir: RunDirArg, rescore: RescoreOpt = "quick", rescore_seed: Resc
     """Decode model.slc, check every hash, recompute every derived field and bound, re-score the evidence."""
     import json
 
+    from sublora.core.rundir import RunDir
+
+    if not RunDir(run_dir).certificate.is_file():  # (bound-model outputs have a certificate and no manifest)
+        RunDir(run_dir).require()  # before importing torch: a wrong path answers at once
     from sublora.bounds import sharded
     from sublora.bounds.rescore import tolerance_statement
     from sublora.bounds.verify import verify as verify_fn

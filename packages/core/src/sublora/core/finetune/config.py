@@ -106,6 +106,9 @@ class FinetuneConfig(_Section):
             raise ConfigError("lora.head=true: the language-model head is not used by a classifier.",
                               hint="Drop --lora.head (the classification head is trained inside the subspace).")
         _validate_components(config)
+        from sublora.core.finetune.tasks import parse_task
+
+        parse_task(config.task.spec)  # an unknown task is named at config load, before any heavy import
         return config
 
     def to_dict(self) -> dict[str, Any]:
