@@ -38,7 +38,7 @@ from sublora.bounds.container import read_compressed
 from sublora.bounds.rescore import choose, draws_match, rescore
 from sublora.core.config import RunConfig
 from sublora.core.data.dataset import file_sha256
-from sublora.core.errors import ConfigError, RunDirError, VerificationError
+from sublora.core.errors import ConfigError, VerificationError
 from sublora.core.manifest import read_json, write_json
 from sublora.core.rundir import RunDir
 
