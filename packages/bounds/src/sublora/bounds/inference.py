@@ -17,6 +17,7 @@ from the unmerged ones only by rounding (~1e-6 relative), which tests/bounds/tes
 from __future__ import annotations
 
 import copy
+import sys
 import warnings
 from collections.abc import Callable
 
@@ -25,7 +26,11 @@ from torch import nn
 
 
 def _untie_lora_targets(net: nn.Module) -> None:
-    """Give every LoRA-wrapped layer its own weight when it shares it with another module (GPT-2's head)."""
+    """Give every peft LoRA-wrapped layer its own weight when it shares it with another module (GPT-2's head).
+
+    (The lean model's own merge unties; without peft imported, no layer can be peft's.)"""
+    if "peft" not in sys.modules:
+        return
     from peft.tuners.lora import LoraLayer
 
     owners: dict[int, int] = {}

@@ -7,9 +7,9 @@ plain tensor ops, nanoGPT-style.
 
 Every tensor keeps the name it has in transformers + peft
 (``base_model.model.transformer.h.0.attn.c_attn.lora_A.default.weight``, ...), so the
-layout, every projector and every checkpoint are shared with the ``hf`` model. It
-is built by converting a transformers + peft model (``from_peft``): the same seeded
-init and the same pretrained directories, with no second copy of that logic.
+layout, every projector and every checkpoint are shared with the ``hf`` model. A random
+init comes from ``sublora.core.gpt2_init``, as the ``hf`` model's does (no transformers or peft
+import); a pretrained directory is loaded by transformers and converted (``from_peft``).
 """
 
 from __future__ import annotations
@@ -349,7 +349,38 @@ def lean_adapter():
 
 
 def build_lean(impl, config, lora, vocab_size: int, eot_id: int):
-    """``model.impl=lean``: the hf model (same seeded init or pretrained directory) converted, and its adapter."""
+    """``model.impl=lean`` and its adapter: a random init drawn by sublora.core.gpt2_init (no transformers or
+    peft import); a pretrained directory loaded by transformers and converted."""
     from sublora.core.model import add_lora, build_base_model
 
-    return from_peft(add_lora(build_base_model(config, vocab_size, eot_id), lora, config.init_seed)), lean_adapter()
+    if config.pretrained is not None:
+        return from_peft(add_lora(build_base_model(config, vocab_size, eot_id), lora, config.init_seed)), lean_adapter()
+    return random_lean(config, lora, vocab_size), lean_adapter()
+
+
+def random_lean(config, lora, vocab_size: int) -> LeanLoraGPT2:
+    """The randomly initialized GPT-2 of ``config`` with LoRA: the tensors ``model.impl=hf`` builds, bit for bit."""
+    from sublora.core.gpt2_init import base_state, lora_state
+    from sublora.core.model import gpt2_shape, lora_targets
+
+    shape, dims = gpt2_shape(config, vocab_size), config.shape()
+    with torch.random.fork_rng(devices=[]):  # the modules' own init draws: overwritten, and the caller's RNG untouched
+        model = LeanGPT2(vocab_size, config.block_size, dims["n_embd"], dims["n_layer"], dims["n_head"],
+                         dropout=config.dropout)
+    net = wrap_lora(model, lora_targets(lora), lora.r, lora.alpha, lora.dropout)
+    state = {**base_state(shape, config.init_seed), **lora_state(shape, lora_targets(lora), lora.r, config.init_seed + 1)}
+    state = {f"base_model.model.{_lora_name(net, name)}": value for name, value in state.items()}
+    missing, unexpected = net.load_state_dict(state, strict=False)
+    missing = [m for m in missing if not m.endswith("lm_head.weight") and not m.endswith("lm_head.base_layer.weight")]
+    assert not missing and not unexpected, (missing, unexpected)
+    for name, p in net.named_parameters():
+        p.requires_grad_(".lora_A." in name or ".lora_B." in name)
+    return net
+
+
+def _lora_name(net: LeanLoraGPT2, name: str) -> str:
+    """A base tensor's name once its layer is wrapped by LoRA (``...c_attn.weight`` -> ``...c_attn.base_layer.weight``)."""
+    layer, _, leaf = name.rpartition(".")
+    if ".lora_" in name or not isinstance(net.get_base_model().get_submodule(layer), LoraLayer):
+        return name
+    return f"{layer}.base_layer.{leaf}"

@@ -28,6 +28,8 @@ def build_base_model(config: ModelConfig, vocab_size: int, eot_id: int):
     from transformers import GPT2Config, GPT2LMHeadModel
     from transformers.utils import logging as hf_logging
 
+    from sublora.core.gpt2_init import base_state
+
     hf_logging.set_verbosity_error()
     if config.pretrained is not None:
         path = Path(config.pretrained)
@@ -64,8 +66,25 @@ def build_base_model(config: ModelConfig, vocab_size: int, eot_id: int):
     )
     gpt_config._attn_implementation = "sdpa"
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(config.init_seed)
-        return GPT2LMHeadModel(gpt_config)
+        model = GPT2LMHeadModel(gpt_config)
+    # sublora draws the init itself (transformers' draws, in its order): the same weights whatever transformers does
+    missing, unexpected = model.load_state_dict(base_state(gpt2_shape(config, vocab_size), config.init_seed), strict=False)
+    assert not unexpected and set(missing) <= {"lm_head.weight"}, (missing, unexpected)  # the head is tied to wte
+    return model
+
+
+def gpt2_shape(config: ModelConfig, vocab_size: int):
+    """The shape of the randomly initialized GPT-2 of ``config``."""
+    from sublora.core.gpt2_init import GPT2Shape
+
+    shape = config.shape()
+    return GPT2Shape(vocab_size, config.block_size, shape["n_embd"], shape["n_layer"])
+
+
+def lora_targets(config: LoraConfig) -> str:
+    """The regex (over full module names) of the layers that get LoRA adapters."""
+    groups = [pattern for key, pattern in LORA_TARGETS.items() if getattr(config, key)]
+    return rf".*(?:{'|'.join(groups)})$"
 
 
 def _fused_gelu(path: Path) -> dict:
@@ -80,21 +99,27 @@ def add_lora(model, config: LoraConfig, init_seed: int):
     """Wrap ``model`` with peft LoRA adapters on the configured modules (seeded init)."""
     import torch
     from peft import LoraConfig as PeftLoraConfig
+
+    from sublora.core.gpt2_init import GPT2Shape, lora_state
     from peft import get_peft_model
 
-    groups = [pattern for key, pattern in LORA_TARGETS.items() if getattr(config, key)]
     peft_config = PeftLoraConfig(
         r=config.r,
         lora_alpha=config.alpha,
         lora_dropout=config.dropout,
-        target_modules=rf".*(?:{'|'.join(groups)})$",
+        target_modules=lora_targets(config),
         fan_in_fan_out=True,  # GPT-2's Conv1D stores weights transposed; peft resets it for nn.Linear
         bias="none",
     )
     with warnings.catch_warnings(), torch.random.fork_rng(devices=[]):
         warnings.simplefilter("ignore")
         torch.manual_seed(init_seed + 1)
-        return get_peft_model(model, peft_config)
+        net = get_peft_model(model, peft_config)
+    # sublora draws LoRA's init itself (peft's draws, in its order): the same adapters whatever peft does
+    state = lora_state(GPT2Shape.of(model.config), peft_config.target_modules, config.r, init_seed + 1)
+    missing, unexpected = net.load_state_dict({f"base_model.model.{k}": v for k, v in state.items()}, strict=False)
+    assert not unexpected and not any("lora_" in k for k in missing), (missing, unexpected)
+    return net
 
 
 def build_hf(impl, config: ModelConfig, lora: LoraConfig, vocab_size: int, eot_id: int):
