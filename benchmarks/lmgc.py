@@ -74,14 +74,15 @@ def numbers_corpus(work: Path, dirs: dict[str, Path]) -> Path:
     return corpus
 
 
-def train_prior(out: Path, source: dict, steps: int) -> tuple[Path, dict]:
+def train_prior(out: Path, data: dict, steps: int) -> dict:
+    """A prior's sublora run (the recipe both LM-GC benchmarks use), trained unless ``out`` holds it already."""
     from sublora.core.config import RunConfig
     from sublora.core.train import train
 
-    if not (out / "checkpoint" / "best.safetensors").is_file() or \
-            json.loads((out / "manifest.json").read_text()).get("status") != "trained":
+    manifest = out / "manifest.json"
+    if not manifest.is_file() or json.loads(manifest.read_text()).get("status") not in ("trained", "bounded"):
         config = RunConfig.from_dict({
-            "data": source,
+            "data": data,
             "model": {"preset": "mini", "block_size": WINDOW},
             "lora": {"r": 16, "mlp": True, "attention_output": True},
             "sublora": {"intrinsic_dim": 20000},
@@ -91,9 +92,9 @@ def train_prior(out: Path, source: dict, steps: int) -> tuple[Path, dict]:
         t0 = time.perf_counter()
         train(config, out)
         print(f"trained {out} in {time.perf_counter() - t0:.0f} s", flush=True)
-    manifest = json.loads((out / "manifest.json").read_text())
-    return out, {"steps": manifest["training"]["steps"], "seconds": manifest["training"]["seconds"],
-                 "val_bits_per_token": manifest["training"]["best_val_bpt"]}
+    m = json.loads(manifest.read_text())
+    return {"path": str(out), "steps": m["training"]["steps"], "seconds": m["training"]["seconds"],
+            "val_bits_per_token": m["training"]["best_val_bpt"], "train_tokens": m["data"]["n_tokens"]["train"]}
 
 
 def round_trips(work: Path, priors: dict, dirs: dict[str, Path]) -> list[dict]:
@@ -231,12 +232,12 @@ def main() -> None:
     runs = {"zero-shot": train_prior(work / "prior-zero-shot", {"source": "pystdlib"}, args.steps),
             "numbers": train_prior(work / "prior-numbers", {"source": "text", "source_options": {"path": str(corpus)}},
                                    args.steps)}
-    priors = {name: load_prior(path) for name, (path, _) in runs.items()}
+    priors = {name: load_prior(info["path"]) for name, info in runs.items()}
     results = {"priors": {name: {**info, "spec": priors[name].spec, "identity": priors[name].identity,
                                  "describe": priors[name].describe(), "zero_shot": priors[name].saw["zero_shot"],
                                  "data": ("Python standard library (embedded corpus)" if name == "zero-shot" else
                                           "hex-space text of ConvNet seeds 1-2 gradients")}
-                          for name, (_, info) in runs.items()}}
+                          for name, info in runs.items()}}
     results["round_trips"] = round_trips(work, priors, dirs)
     sample, _ = sample_chunks(raw_bytes(dirs["convnet-seed0"], HELD_OUT_STEP), args.sample_kb * 1024)
     results["sample_bytes"] = len(sample)

@@ -28,7 +28,8 @@ import os
 import time
 from pathlib import Path
 
-WINDOW = 256
+from lmgc import WINDOW, train_prior  # benchmarks/lmgc.py: the same prior recipe and window
+
 TRAIN_SEEDS = (1, 2, 3, 4)
 HELD_OUT = ("convnet-seed0", "convnet-seed5", "mlp-seed0")
 CHECKPOINTS = (50, 250, 500, "weights")
@@ -57,28 +58,6 @@ def collect_all(work: Path, reuse: Path | None) -> dict[str, Path]:
             print(f"collected {out} in {time.perf_counter() - t0:.0f} s", flush=True)
         dirs[name] = out
     return dirs
-
-
-def train_prior(out: Path, data: dict, steps: int) -> dict:
-    from sublora.core.config import RunConfig
-    from sublora.core.train import train
-
-    manifest = out / "manifest.json"
-    if not manifest.is_file() or json.loads(manifest.read_text()).get("status") not in ("trained", "bounded"):
-        config = RunConfig.from_dict({
-            "data": data,
-            "model": {"preset": "mini", "block_size": WINDOW},
-            "lora": {"r": 16, "mlp": True, "attention_output": True},
-            "sublora": {"intrinsic_dim": 20000},
-            "train": {"max_steps": steps, "lr": 1e-2, "min_lr": 1e-3, "warmup_steps": 20, "eval_interval": 250,
-                      "checkpoint_interval": 250, "threads": 1},
-        })
-        t0 = time.perf_counter()
-        train(config, out)
-        print(f"trained {out} in {time.perf_counter() - t0:.0f} s", flush=True)
-    m = json.loads(manifest.read_text())
-    return {"path": str(out), "steps": m["training"]["steps"], "seconds": m["training"]["seconds"],
-            "val_bits_per_token": m["training"]["best_val_bpt"], "train_tokens": m["data"]["n_tokens"]["train"]}
 
 
 def rates(priors: dict, dirs: dict[str, Path], sample_kb: int) -> list[dict]:
