@@ -30,6 +30,23 @@ def _hf(path):
 
 
 def test_exported_logits_and_losses_are_the_certified_models(certified_run, exported_run):
+    assert_exported_is_certified(certified_run, exported_run)
+
+
+def test_a_lean_run_exports_as_transformers_gpt2(make_tiny_config, tmp_path):
+    """model.impl=lean (the main job's) has no save_pretrained: export rebuilds the run over transformers' GPT-2."""
+    from sublora.bounds.certify import certify
+    from sublora.core.train import train
+
+    run = tmp_path / "run"
+    train(make_tiny_config(model={"impl": "lean"}, train={"max_steps": 4, "eval_interval": 4},
+                           bound={"token_blocks": 16, "doc_samples": 4, "levels_grid": [], "qat_steps": 0}), run)
+    certify(run)
+    export_hf(run, tmp_path / "hf")
+    assert_exported_is_certified(run, tmp_path / "hf")
+
+
+def assert_exported_is_certified(certified_run, exported_run):
     model, config, data = load_certified(certified_run)
     hf = _hf(exported_run)
     block = config.model.block_size

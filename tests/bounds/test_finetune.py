@@ -285,15 +285,17 @@ def test_finetune_on_an_hf_dataset_stand_in(tmp_path):
 
 
 @pytest.mark.slow
-def test_finetune_from_a_sublora_run(make_tiny_config, tmp_path):
-    """A sublora run as the base: its model with LoRA merged, recorded and checked by verify."""
+@pytest.mark.parametrize("impl", ["hf", "lean"])
+def test_finetune_from_a_sublora_run(make_tiny_config, tmp_path, impl):
+    """A sublora run as the base (of either GPT-2 implementation: the main job's is lean): its model with LoRA
+    merged, recorded and checked by verify."""
     import torch
     from sublora.bounds.classification import finetune
     from sublora.bounds.verify import verify
     from sublora.core.finetune.model import resolve_base
     from sublora.core.train import load_trained, train
 
-    train(make_tiny_config(), tmp_path / "pre")
+    train(make_tiny_config(model={"impl": impl}), tmp_path / "pre")
     run_model, _, _ = load_trained(tmp_path / "pre")
     base = resolve_base(str(tmp_path / "pre"), 24, 0, None)
     ids = torch.randint(0, 256, (2, 16))

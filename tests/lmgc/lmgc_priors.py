@@ -25,7 +25,7 @@ TINY = {
 }
 
 
-def _train(corpus: Path, out: Path, seed: int = 0) -> Path:
+def _train(corpus: Path, out: Path, seed: int = 0, impl: str = "hf") -> Path:
     import copy
 
     from sublora.core.config import RunConfig
@@ -34,19 +34,20 @@ def _train(corpus: Path, out: Path, seed: int = 0) -> Path:
     data = copy.deepcopy(TINY)
     data["data"]["source_options"] = {"path": str(corpus)}
     data["sublora"]["seed"] = seed
+    data["model"]["impl"] = impl
     train(RunConfig.from_dict(data), out)
     return out
 
 
 @functools.lru_cache(maxsize=None)
-def text_prior() -> Path:
+def text_prior(impl: str = "hf") -> Path:
     root = Path(tempfile.mkdtemp(prefix="lmgc-text-prior-"))
     corpus = root / "corpus"
     corpus.mkdir()
     stdlib = Path(sysconfig.get_paths()["stdlib"])
     for name in ("abc.py", "bisect.py", "colorsys.py", "keyword.py", "fnmatch.py", "heapq.py"):
         (corpus / f"{name}.txt").write_text((stdlib / name).read_text())
-    return _train(corpus, root / "run")
+    return _train(corpus, root / "run", impl=impl)
 
 
 @functools.lru_cache(maxsize=None)

@@ -26,6 +26,21 @@ def test_run_prior_describes_its_data_and_has_a_stable_identity():
         load_prior(text_prior(), dtype="float16")
 
 
+def test_a_lean_run_is_a_prior_with_the_runs_own_probabilities():
+    """model.impl=lean (the main job's): the prior runs the same tensors in transformers' GPT-2."""
+    import torch
+
+    from sublora.core.train import load_trained
+    from sublora.lmgc.stepper import GPT2Stepper
+
+    prior = load_prior(text_prior("lean"))
+    model, _, _ = load_trained(text_prior("lean"))
+    ids = torch.tensor([[256, 100, 101, 102, 58, 10]])
+    with torch.no_grad():
+        assert torch.allclose(prior.net(input_ids=ids, use_cache=False).logits, model(ids), atol=1e-5)
+    assert GPT2Stepper(prior, 32).H == 2 and prior.identity != load_prior(text_prior()).identity
+
+
 def test_hf_directory_prior_round_trips_and_reads_its_model_card(tmp_path):
     from sublora.lmgc.codec import CodecSettings
     from sublora.lmgc.files import compress_file, decompress_file

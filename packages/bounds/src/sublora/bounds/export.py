@@ -169,6 +169,7 @@ def export_hf(run_dir: str | Path, out_dir: str | Path, force: bool = False) -> 
     """Write the certified model of ``run_dir`` to ``out_dir`` as Hugging Face weights; return a summary."""
     from sublora.bounds.certify import vocab_record
     from sublora.bounds.verify import load_certified
+    from sublora.core.build import as_hf
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
@@ -176,6 +177,7 @@ def export_hf(run_dir: str | Path, out_dir: str | Path, force: bool = False) -> 
     if out.exists() and any(out.iterdir()) and not force:
         raise RunDirError(f"{out} is not empty.", hint="Choose a new directory, or pass --force to overwrite it.")
     model, config, data = load_certified(run_dir)  # checks model.slc against the certificate's hash
+    model = as_hf(model, config, data.vocab_size, data.eot_id)  # save_pretrained: transformers' GPT-2
     cert = read_json(run_dir / "certificate.json")
     manifest = read_json(run_dir / "manifest.json")
     record = vocab_record(model, data, config)

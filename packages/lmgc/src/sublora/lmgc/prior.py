@@ -136,6 +136,9 @@ def _load_run(path: Path, checkpoint: str, dtype: str) -> Prior:
         from sublora.core.train import load_trained
 
         model, config, data = load_trained(path, which=checkpoint)
+    from sublora.core.build import as_hf
+
+    model = as_hf(model, config, data.vocab_size, data.eot_id)  # the prior runs transformers' GPT-2 (lean runs too)
     with torch.no_grad():  # theta = theta0 + P w, written into the network once
         theta = model.flat_params()
         for name, tensor in model.param_dict(theta).items():

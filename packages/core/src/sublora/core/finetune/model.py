@@ -103,6 +103,12 @@ def load_best(path: Path):
 def _from_run(path: Path, block_size: int, tokenizer: str | None, run_loader) -> Base:
     """A sublora run's model (``run_loader``), LoRA merged into plain GPT-2 weights."""
     model, config, identity = run_loader(path)
+    if config.model.impl != "hf":  # the classifier reads transformers' GPT-2 (hidden states, peft)
+        from sublora.core.build import as_hf
+        from sublora.core.registry import registry
+
+        tok = registry("tokenizer").config(config.data.tokenizer, config.data.tokenizer_options).build()
+        model = as_hf(model, config, tok.vocab_size, tok.eot_id)
     if tokenizer is not None and tokenizer != config.data.tokenizer:
         raise ConfigError(f"model.tokenizer={tokenizer!r} differs from the run's tokenizer {config.data.tokenizer!r}.",
                           hint="Drop --model.tokenizer: a run's model reads its own tokens.")
