@@ -24,6 +24,7 @@ from sublora.bounds.evidence import Scores, score_logits, smoothed_loss
 from sublora.bounds.inference import predictor
 from sublora.core.bound import DocumentEvidence, TokenEvidence
 from sublora.core.errors import BoundError
+from sublora.core.memory import release_freed
 
 _MAX_LOGIT_ELEMENTS = 8_000_000  # batch * block * vocab per forward chunk
 
@@ -151,7 +152,8 @@ def score_token_blocks(model, tokens: np.ndarray, block_size: int, alphas: Seque
     batches = (len(indices) + rows - 1) // rows
     parts, mine, done = {}, _mine(batches, shard), 0
     todo = sum(len(indices[i * rows : (i + 1) * rows]) for i in mine)
-    for i in mine:
+    for n, i in enumerate(mine):
+        release_freed(n)
         idx = indices[i * rows : (i + 1) * rows]
         window = torch.from_numpy(np.asarray(tokens[(idx[:, None] * block_size + offsets)], dtype=np.int64))  # (B, T+1)
         logits = _logits(predict, window[:, :-1], vocab)  # (B, T, V)
@@ -232,7 +234,8 @@ def score_documents(model, tokens: np.ndarray, starts: np.ndarray, ends: np.ndar
                                minlength=len(docs))
     draws = np.bincount(slot, minlength=len(docs))  # how many samples each distinct document stands for
     mine_docs = windows_left > 0
-    for b in mine:
+    for n, b in enumerate(mine):
+        release_freed(n)
         batch = windows[cuts[b] : cuts[b + 1]]  # (G, 4)
         parts[b] = _score_window_batch(predict, tokens, batch, doc_start, eot_id, alphas, topk, vocab)
         np.subtract.at(windows_left, batch[:, 0], 1)
