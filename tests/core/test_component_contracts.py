@@ -104,6 +104,7 @@ def test_tokenizer_contract(spec):
     check_tokenizer_contract(spec)
 
 
+@pytest.mark.slow  # a fresh process
 def test_only_the_projector_checks_import_torch():
     """A quantizer, coder, source, tokenizer or estimator author's tests need numpy, not torch; the projector
     names are loaded on first use and are exactly projector_contract's."""

@@ -118,6 +118,7 @@ def test_the_hf_model_keeps_sublora_init_whatever_transformers_draws(monkeypatch
     assert all(torch.equal(lora[k], expected[k]) for k in expected)
 
 
+@pytest.mark.slow  # a fresh process
 def test_a_lean_run_builds_without_importing_transformers_or_peft():
     code = (
         "import sys, json\n"
