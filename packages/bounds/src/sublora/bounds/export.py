@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -27,41 +26,33 @@ EOT_TEXT = "<|endoftext|>"
 TOKENIZER_INFO = "sublora_tokenizer.json"
 
 
-def merged_network(model, vocab: int | None = None):
-    """The certified network as a plain transformers model: theta written into the adapters, merged, untied.
+def export_network(model, vocab: int | None = None):
+    """The certified network as a plain transformers model: ``sublora.bounds.inference.merged_network`` (theta
+    written in, LoRA merged, a LoRA'd head untied), with the head untied in any case and the config saying so.
 
-    ``model``: a SubspaceModel over a peft-wrapped causal LM (eval mode, quantized hypothesis loaded).
+    ``model``: a SubspaceModel over a peft-wrapped transformers causal LM (quantized hypothesis loaded).
     ``vocab``: keep only the first ``vocab`` token ids (the certified predictor under bound.vocab=tokenizer).
-    The SubspaceModel is consumed: its network's weights are changed in place.
     """
     import torch
     from torch import nn
 
-    net = model.net
-    with torch.no_grad():
-        for name, tensor in model.param_dict(model.flat_params().detach()).items():
-            net.get_parameter(name).copy_(tensor)
-    base = net.get_base_model() if callable(getattr(net, "get_base_model", None)) else net
-    head = base.get_output_embeddings()
-    head = getattr(head, "base_layer", head)  # under a LoRA wrapper, the Linear that holds the weight
-    if head.weight is base.get_input_embeddings().weight:  # tied: merging a head LoRA would move the embedding too
-        head.weight = nn.Parameter(head.weight.detach().clone())
-    with warnings.catch_warnings():  # peft warns that merging unties the head: that is what is wanted here
-        warnings.simplefilter("ignore")
-        merged = net.merge_and_unload() if callable(getattr(net, "merge_and_unload", None)) else net
+    from sublora.bounds.inference import merged_network
+
+    merged = merged_network(model)
+    head, embedding = merged.get_output_embeddings(), merged.get_input_embeddings()
+    if head.weight is embedding.weight:  # no LoRA on the head: still tied; the export says tie_word_embeddings=false
+        head.weight = nn.Parameter(head.weight.detach().clone(), requires_grad=False)
     merged.config.tie_word_embeddings = False
-    if vocab is not None and vocab < merged.get_output_embeddings().out_features:
+    if vocab is not None and vocab < head.out_features:
         with torch.no_grad():
-            emb, out = merged.get_input_embeddings(), merged.get_output_embeddings()
-            emb.weight = nn.Parameter(emb.weight[:vocab].clone())
-            emb.num_embeddings = vocab
-            out.weight = nn.Parameter(out.weight[:vocab].clone())
-            if out.bias is not None:
-                out.bias = nn.Parameter(out.bias[:vocab].clone())
-            out.out_features = vocab
+            embedding.weight = nn.Parameter(embedding.weight[:vocab].clone(), requires_grad=False)
+            embedding.num_embeddings = vocab
+            head.weight = nn.Parameter(head.weight[:vocab].clone(), requires_grad=False)
+            if head.bias is not None:
+                head.bias = nn.Parameter(head.bias[:vocab].clone(), requires_grad=False)
+            head.out_features = vocab
         merged.config.vocab_size = vocab
-    merged.eval()
-    return merged
+    return merged.eval()
 
 
 def _bytes_to_unicode() -> dict[int, str]:
@@ -181,7 +172,7 @@ def export_hf(run_dir: str | Path, out_dir: str | Path, force: bool = False) -> 
     cert = read_json(run_dir / "certificate.json")
     manifest = read_json(run_dir / "manifest.json")
     record = vocab_record(model, data, config)
-    merged = merged_network(model, vocab=record["V"] if record["rule"] == "tokenizer" else None)
+    merged = export_network(model, vocab=record["V"] if record["rule"] == "tokenizer" else None)
     out.mkdir(parents=True, exist_ok=True)
     merged.generation_config.eos_token_id = data.eot_id
     merged.generation_config.bos_token_id = data.eot_id
