@@ -123,3 +123,19 @@ def test_hf_source_without_datasets_says_how_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "datasets", None)  # makes `import datasets` fail
     with pytest.raises(DataError, match=r"pip install sublora-core\[hf\]"):
         list(build("hf", name="json").documents())
+
+
+def test_jsonl_lines_that_are_not_objects_are_named_by_file_and_line(tmp_path):
+    """One reader for .jsonl (text sources and finetuning tasks): blank lines skipped, the bad line named."""
+    from sublora.core.data.sources import jsonl_records
+    from sublora.core.errors import DataError
+
+    path = tmp_path / "a.jsonl"
+    path.write_text('{"text": "x"}\n\n{"text": "y", "n": 1}\n')
+    assert list(jsonl_records(path)) == [(1, {"text": "x"}), (3, {"text": "y", "n": 1})]
+    path.write_text('{"text": "x"}\n[1, 2]\n')
+    with pytest.raises(DataError, match=r"a\.jsonl:2 is not a JSON object \(it is a list\)"):
+        list(jsonl_records(path))
+    path.write_text('{"text": "x"}\n{oops\n')
+    with pytest.raises(DataError, match=r"a\.jsonl:2 is not valid JSON"):
+        list(jsonl_records(path))

@@ -152,20 +152,28 @@ class TextSource(Source):
                 raise refuse(path, reason)
             self.skipped_files.append(doc_id)
             return
-        with path.open("r", encoding="utf-8") as fh:
-            for lineno, line in enumerate(fh, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise DataError(f"{path}:{lineno} is not valid JSON ({exc.msg}).",
-                                    hint="Each line of a .jsonl file must be one JSON object.") from exc
-                if not isinstance(record, dict) or not isinstance(record.get(field), str):
-                    keys = ", ".join(record) if isinstance(record, dict) else type(record).__name__
-                    raise DataError(f"{path}:{lineno} has no string field {field!r} (found: {keys}).",
-                                    hint="Set data.source_options.text_field to the field holding the text.")
-                yield f"{doc_id}:{lineno}", record[field]
+        for lineno, record in jsonl_records(path):
+            if not isinstance(record.get(field), str):
+                raise DataError(f"{path}:{lineno} has no string field {field!r} (found: {', '.join(record)}).",
+                                hint="Set data.source_options.text_field to the field holding the text.")
+            yield f"{doc_id}:{lineno}", record[field]
+
+
+def jsonl_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, object) of each non-blank line of a .jsonl file; DataError naming the line otherwise."""
+    with path.open("r", encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{path}:{lineno} is not valid JSON ({exc.msg}).",
+                                hint="Each line of a .jsonl file must be one JSON object.") from exc
+            if not isinstance(record, dict):
+                raise DataError(f"{path}:{lineno} is not a JSON object (it is a {type(record).__name__}).",
+                                hint="Each line of a .jsonl file must be one JSON object.")
+            yield lineno, record
 
 
 class HFSource(Source):

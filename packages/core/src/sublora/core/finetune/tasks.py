@@ -231,20 +231,10 @@ def _rows_csv(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
 
 
 def _rows_jsonl(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
-    rows, columns = [], {}
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{path}:{lineno} is not valid JSON ({exc.msg}).",
-                                hint="Each line of a .jsonl file must be one JSON object.") from exc
-            if not isinstance(row, dict):
-                raise DataError(f"{path}:{lineno} is not a JSON object.")
-            rows.append(row)
-            columns.update(dict.fromkeys(row))
+    from sublora.core.data.sources import jsonl_records
+
+    rows = [row for _, row in jsonl_records(path)]
+    columns = {key: None for row in rows for key in row}
     return rows, list(columns)
 
 
