@@ -64,6 +64,21 @@ def test_round_trip_non_ascii_text_groups_and_boundaries(prior, tmp_path):
     assert (tmp_path / "g.out").read_bytes() == raw
 
 
+def test_a_kv_cache_on_both_sides_round_trips_with_the_windows_rate(prior, tmp_path):
+    """context: cache steps a KV cache one token at a time on both sides (each window restarted at BOS): exact,
+    the same windows and contexts as one pass per window, so the same rate up to the logits' last bits."""
+    raw = _floats(150, seed=5)  # 2 chunks
+    (tmp_path / "g.f32").write_bytes(raw)
+    by_window = compress_file(tmp_path / "g.f32", tmp_path / "w.lmgc", prior, CodecSettings(window=24))
+    cached = compress_file(tmp_path / "g.f32", tmp_path / "c.lmgc", prior, CodecSettings(window=24, context="cache"))
+    header, _ = container.read(tmp_path / "c.lmgc")
+    assert header["context"] == "cache" and container.read(tmp_path / "w.lmgc")[0]["context"] == "window"
+    assert header["windows"] == by_window["windows"] > 10
+    assert cached["ideal_bytes"] == pytest.approx(by_window["ideal_bytes"], rel=1e-5)
+    decompress_file(tmp_path / "c.lmgc", tmp_path / "c.out", prior)
+    assert (tmp_path / "c.out").read_bytes() == raw
+
+
 def test_probabilities_have_the_floor_and_sum_to_one():
     import torch
 

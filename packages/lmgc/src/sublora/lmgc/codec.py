@@ -13,7 +13,9 @@ the same shape (1, window), so row t depends only on tokens < t and is computed 
 on the same numbers as in the encoder's single pass. The softmax and floor are computed row by row
 (a fresh (V,) tensor) on both sides, never on a whole matrix whose vectorized loops could split
 rows differently. Decoding therefore costs ``window - 1`` forward passes per window where encoding
-costs one (docs/lmgc.md, "Coding").
+costs one (docs/lmgc.md, "Coding"). With ``context: cache`` both sides instead step a KV cache
+(``sublora.lmgc.stepper``) one token at a time, restarted at each window's BOS: the same calls in the
+same order on both sides, so equally exact, and one step per token either way.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import hashlib
 import math
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -57,6 +59,10 @@ class CodecSettings(BaseModel):
                                "prior's context if shorter.")
     floor: float = Field(1e-4, gt=0.0, lt=0.5, description="Probability mass spread uniformly over the vocabulary: "
                          "every token gets at least floor / V.")
+    context: Literal["window", "cache"] = Field(
+        "window", description="window: one forward pass per window to encode, window - 1 to decode; cache: a KV "
+        "cache on both sides (GPT-2 priors), one incremental step per token either way (encoding slower, decoding "
+        "far faster). The same windows and contexts; the logits differ in the last bits, so the header records it.")
 
     @field_validator("serialization")
     @classmethod
@@ -176,10 +182,10 @@ def encode(raw: bytes, prior, settings: CodecSettings | None = None, progress: P
     encoder = constriction.stream.queue.RangeEncoder()
     ideal = 0.0
     start_time = time.perf_counter()
+    rows = _window_rows if settings.context == "window" else _cached_rows(prior, window)
     for k, (start, n) in enumerate(spans):
         piece = stream[start:start + n]
-        logits = prior.logits(window_input(piece, window, prior.bos_id, prior.pad_id))
-        table = np.stack([probabilities(logits[t], settings.floor) for t in range(n)])
+        table = np.stack([probabilities(row, settings.floor) for row in rows(prior, piece, window)])
         encoder.encode(piece.astype(np.int32), family, table)
         ideal += float(-np.log2(table[np.arange(n), piece]).sum())
         if progress is not None:
@@ -199,12 +205,43 @@ def encode(raw: bytes, prior, settings: CodecSettings | None = None, progress: P
         "windows": len(spans),
         "bos": prior.bos_id,
         "pad": prior.pad_id,
+        "context": settings.context,
         "coder": {"name": CODER, "precision": PRECISION, "floor": settings.floor,
                   "probabilities": "float64 softmax per row, then (1 - floor) p + floor / V"},
         "bits": {"ideal": ideal, "coded": int(words.size) * 32},
         "encode_seconds": seconds,
     }
     return header, words
+
+
+def _window_rows(prior, piece: np.ndarray, window: int):
+    """The logits rows of a window's tokens from one forward pass over (1, window): ``context: window``."""
+    logits = prior.logits(window_input(piece, window, prior.bos_id, prior.pad_id))
+    return (logits[t] for t in range(len(piece)))
+
+
+def _stepper(prior, window: int):
+    from sublora.lmgc.stepper import GPT2Stepper
+
+    try:
+        return GPT2Stepper(prior, window)
+    except PriorError as exc:
+        raise PriorError(f"context 'cache' needs a GPT-2 prior: {exc.message}",
+                         hint="Use --context window with this prior.") from exc
+
+
+def _cached_rows(prior, window: int):
+    """``context: cache``: each window restarts the cache at BOS, then one incremental step per token, exactly
+    the calls the decoder makes (it learns each token only after its row)."""
+    stepper = _stepper(prior, window)
+
+    def rows(prior, piece: np.ndarray, window: int):
+        stepper.reset()
+        for token in piece.tolist():
+            yield stepper.logits()
+            stepper.feed([int(token)])
+
+    return rows
 
 
 def decode(header: dict[str, Any], words: np.ndarray, prior, progress: Progress | None = None) -> bytes:
@@ -222,12 +259,18 @@ def decode(header: dict[str, Any], words: np.ndarray, prior, progress: Progress 
     ends = np.cumsum(counts).tolist()  # a chunk is checked as soon as its last token is decoded
     stream = np.empty(total, dtype=np.int64)
     parts: list[bytes] = []
+    context = header.get("context", "window")  # files written before the setting existed: window
+    stepper = _stepper(prior, window) if context == "cache" else None
     for start, n in windows(total, window):
         x = window_input(np.empty(0, dtype=np.int64), window, bos, pad)
+        if stepper is not None:
+            stepper.reset()
         for t in range(n):
-            p = probabilities(prior.logits(x)[t], floor)
-            token = int(decoder.decode(family, p[None, :])[0])
+            row = stepper.logits() if stepper is not None else prior.logits(x)[t]
+            token = int(decoder.decode(family, probabilities(row, floor)[None, :])[0])
             x[t + 1] = stream[start + t] = token
+            if stepper is not None:
+                stepper.feed([token])
             while len(parts) < len(ends) and ends[len(parts)] == start + t + 1:
                 parts.append(_chunk_bytes(prior, stream, ends, len(parts), header))
             if progress is not None:

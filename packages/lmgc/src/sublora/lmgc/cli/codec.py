@@ -54,6 +54,10 @@ def compress(
     dtype: DtypeOpt = "float32",
     floor: Annotated[float, typer.Option("--floor", help="Probability mass spread over the vocabulary "
                                          "(every token gets at least floor / V).")] = 1e-4,
+    context: Annotated[str, typer.Option("--context", help="window: one forward pass per window (fast to encode, "
+                                         "window - 1 passes per window to decode); cache: a KV cache on both sides "
+                                         "(GPT-2 priors; one step per token either way: decoding ~15x faster, "
+                                         "encoding ~15x slower). Recorded in the file.")] = "window",
     force: Annotated[bool, typer.Option("--force", help="Replace --out if it exists.")] = False,
     format: FormatOpt = "table",
 ) -> None:
@@ -67,7 +71,7 @@ def compress(
 
     _format(format)
     settings = CodecSettings.make(serialization=serialization, bytes_per_group=parse_bytes_per_group(bytes_per_group),
-                             window=window, floor=floor)
+                             window=window, floor=floor, context=context)
     with _bar("encode") as progress:
         result = compress_file(file, out, prior, settings, checkpoint=_checkpoint(checkpoint), threads=threads,
                                dtype=dtype, default_window=CLI_WINDOW, force=force, progress=progress)
