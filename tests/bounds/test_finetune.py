@@ -259,13 +259,80 @@ def test_finetune_refuses_a_used_out_directory(finetuned, tmp_path):
     from sublora.bounds.classification import finetune
 
     run, _ = finetuned
-    with pytest.raises(RunDirError, match="not empty"):
+    with pytest.raises(RunDirError, match="not empty .*a finished finetuning"):
         finetune(_config(), run)
-    (tmp_path / "half").mkdir()
-    (tmp_path / "half" / "manifest.json").write_text("{}")  # an interrupted finetuning: no certificate
-    with pytest.raises(RunDirError, match="interrupted finetuning, which is not resumed") as info:
-        finetune(_config(), tmp_path / "half")
-    assert "delete" in info.value.hint
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "manifest.json").write_text("{}")  # not a finetuning's manifest
+    with pytest.raises(RunDirError, match="not empty"):
+        finetune(_config(), tmp_path / "other")
+
+
+@pytest.mark.slow
+def test_an_interrupted_finetuning_resumes_to_the_uninterrupted_bits(tmp_path):
+    """Stopped after its step-50 commit (state: w, AdamW, both generators, the metrics' length), a rerun of the
+    same command ends with the uninterrupted run's weights, metrics and certificate; other settings are refused.
+    The base is a pretrained directory with dropout 0.1, so the dropout generator's state matters too."""
+    import torch
+    from sublora.bounds.classification import finetune
+    from sublora.bounds.verify import verify
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(0)
+    GPT2LMHeadModel(GPT2Config(vocab_size=257, n_positions=32, n_embd=32, n_layer=2, n_head=2, resid_pdrop=0.1,
+                               embd_pdrop=0.1, attn_pdrop=0.1)).save_pretrained(tmp_path / "base")
+    task = _jsonl(tmp_path / "task.jsonl", _rows(40))
+    config = _config(task={"spec": f"jsonl:{task}"}, train={"max_steps": 70, "eval_interval": 20},
+                     model={"base": str(tmp_path / "base"), "tokenizer": "bytes"})
+    whole = finetune(config, tmp_path / "whole")
+
+    def stop(step, event):
+        if step == 62:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        finetune(config, tmp_path / "cut", on_step=stop)
+    assert (tmp_path / "cut" / "checkpoint" / "state.pt").is_file()
+    changed = _config(task={"spec": f"jsonl:{task}"}, train={"max_steps": 70, "eval_interval": 20, "lr": 0.02},
+                      model={"base": str(tmp_path / "base"), "tokenizer": "bytes"})
+    with pytest.raises(RunDirError, match=r"other settings \(changed: train\.lr\)"):
+        finetune(changed, tmp_path / "cut")
+    resumed = finetune(config, tmp_path / "cut")
+    final = "checkpoint/final.safetensors"
+    assert (tmp_path / "cut" / final).read_bytes() == (tmp_path / "whole" / final).read_bytes()
+    assert resumed["bounds"] == whole["bounds"] and resumed["accuracy"] == whole["accuracy"]
+
+    def events(run):
+        return [{k: v for k, v in json.loads(line).items() if k != "elapsed"}
+                for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+    assert events(tmp_path / "cut") == events(tmp_path / "whole")
+    assert not (tmp_path / "cut" / "checkpoint" / "state.pt").exists()
+    assert verify(tmp_path / "cut")
+
+
+@pytest.mark.slow
+def test_a_finetuning_stopped_while_bounding_is_bounded_on_rerun(tmp_path, monkeypatch):
+    """Trained (final weights saved), stopped in certification: the rerun bounds those weights, no retraining."""
+    from sublora.bounds import classification
+
+    task = _jsonl(tmp_path / "task.jsonl", _rows(40))
+    config = _config(task={"spec": f"jsonl:{task}"})
+    whole = classification.finetune(config, tmp_path / "whole")
+    real = classification.certify_classification
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(classification, "certify_classification", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        classification.finetune(config, tmp_path / "cut")
+    assert json.loads((tmp_path / "cut" / "manifest.json").read_text())["status"] == "trained"
+    monkeypatch.setattr(classification, "certify_classification", real)
+    import sublora.core.finetune.train as train_module
+
+    monkeypatch.setattr(train_module, "fit", lambda *a, **k: pytest.fail("retrained a trained run"))
+    resumed = classification.finetune(config, tmp_path / "cut")
+    assert resumed["bounds"] == whole["bounds"]
 
 
 @pytest.mark.slow

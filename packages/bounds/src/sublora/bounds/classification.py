@@ -46,6 +46,7 @@ from sublora.core.rundir import RunDir, staged
 KIND = "classification"
 RUN_KIND = "finetune"
 CHECKPOINT = "checkpoint/final.safetensors"
+STATE = "checkpoint/state.pt"  #: the training state while finetuning runs (resume from it)
 LN2 = math.log(2.0)
 QUICK_EXAMPLES = 32
 REBOUND = "Finetune again into a new --out directory if the run is yours."
@@ -100,21 +101,40 @@ def _task_record(task) -> dict[str, Any]:
 
 def finetune(config, out_dir: str | Path, on_step=None, progress=None) -> dict[str, Any]:
     """Train the classifier into ``out_dir`` (new or empty), compress and bound it; returns the certificate."""
-    from sublora.core.runlock import LOCK_NAME, run_lock
+    from sublora.core.runlock import run_lock
 
     rd = RunDir(Path(out_dir))
-    if rd.root.exists() and any(not p.name.startswith(LOCK_NAME) for p in rd.root.iterdir()):
-        unfinished = rd.manifest.is_file() and not rd.certificate.is_file()
-        raise RunDirError(f"{rd.root} exists and is not empty; finetuning writes a new run directory"
-                          + (" (this one holds an interrupted finetuning, which is not resumed)." if unfinished else "."),
-                          hint="Choose a new or empty --out directory" + (f", or delete {rd.root} and rerun the same "
-                                                                         "command." if unfinished else "."))
     with run_lock(rd.root, "sublora finetune"):
-        return _finetune(config, rd, on_step, progress)
+        resume = _interrupted(rd, config)
+        return _finetune(config, rd, on_step, progress, resume)
 
 
-def _finetune(config, rd: RunDir, on_step, progress) -> dict[str, Any]:
-    from sublora.core.finetune.train import fit, save_hypothesis, write_config_yaml
+def _interrupted(rd: RunDir, config) -> dict[str, Any] | None:
+    """The manifest of an interrupted finetuning of the same settings in ``rd`` (to resume), None for an empty
+    directory; anything else is refused."""
+    from sublora.core.runlock import LOCK_NAME
+
+    if not any(not p.name.startswith(LOCK_NAME) for p in rd.root.iterdir()):
+        return None
+    manifest = read_json(rd.manifest) if rd.manifest.is_file() else None
+    if not isinstance(manifest, dict) or manifest.get("kind") != RUN_KIND or rd.certificate.is_file():
+        raise RunDirError(f"{rd.root} exists and is not empty" + (" (a finished finetuning)" if rd.certificate.is_file()
+                                                                  else "") + "; finetuning writes a new run directory.",
+                          hint="Choose a new or empty --out directory.")
+    if manifest.get("config_sha256") != config_sha256(config.to_dict()):
+        before, now = manifest.get("config", {}), config.to_dict()
+        changed = sorted(f"{section}.{key}" for section in set(before) | set(now)
+                         for key in set(before.get(section, {}) or {}) | set(now.get(section, {}) or {})
+                         if (before.get(section) or {}).get(key) != (now.get(section) or {}).get(key))
+        raise RunDirError(f"{rd.root} holds an interrupted finetuning with other settings (changed: "
+                          f"{', '.join(changed[:6]) or 'the config'}).",
+                          hint="Rerun with the settings it was started with to resume it, or choose a new --out.")
+    return manifest
+
+
+def _finetune(config, rd: RunDir, on_step, progress, resume: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Train (or resume an interrupted run of the same settings), compress, bound."""
+    from sublora.core.finetune.train import FitResult, fit, save_hypothesis, write_config_yaml
 
     t0 = time.perf_counter()
     task, model, base, train, val = _prepare(config)
@@ -130,14 +150,29 @@ def _finetune(config, rd: RunDir, on_step, progress) -> dict[str, Any]:
                   "task.options.seed": config.task.options.get("seed", 0)},
         "versions": versions(),
     }
-    write_json(rd.manifest, manifest)
-    write_config_yaml(rd.config_yaml, config)
-    result = fit(model, train, val, config, rd.metrics, on_step)
-    save_hypothesis(model, rd.root / CHECKPOINT)
-    manifest.update(status="trained", training={"steps": result.steps, "seconds": round(result.seconds, 2),
-                                                "final_loss": result.final_loss, "threads": config.train.threads},
-                    accuracy={"train": result.train_accuracy, "val": result.val_accuracy})
-    write_json(rd.manifest, manifest)
+    if resume is not None:  # what the first start recorded stays (its time, its versions); the rest is the same
+        manifest.update(created=resume["created"], versions=resume["versions"],
+                        resumed=[*resume.get("resumed", []), {"at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                                                              "versions": versions()}])
+    if resume is not None and resume.get("status") == "trained":  # trained before the interruption: bound it
+        from safetensors.torch import load_file
+
+        model.load_hypothesis(load_file(str(rd.root / CHECKPOINT)))
+        model.eval()
+        manifest.update({k: resume[k] for k in ("status", "training", "accuracy")})
+        write_json(rd.manifest, manifest)
+    else:
+        if resume is not None and not (rd.root / STATE).is_file():  # stopped before its first commit: start over
+            rd.metrics.unlink(missing_ok=True)
+        write_json(rd.manifest, manifest)
+        write_config_yaml(rd.config_yaml, config)
+        result: FitResult = fit(model, train, val, config, rd.metrics, on_step, state_path=rd.root / STATE)
+        save_hypothesis(model, rd.root / CHECKPOINT)
+        manifest.update(status="trained", training={"steps": result.steps, "seconds": round(result.seconds, 2),
+                                                    "final_loss": result.final_loss, "threads": config.train.threads},
+                        accuracy={"train": result.train_accuracy, "val": result.val_accuracy})
+        write_json(rd.manifest, manifest)
+        (rd.root / STATE).unlink(missing_ok=True)  # the final hypothesis supersedes it
     cert = certify_classification(rd, config, model, task, train, val, base, progress)
     cert["seconds"] = round(time.perf_counter() - t0, 2)
     write_json(rd.certificate, cert)

@@ -3,7 +3,9 @@
 Read top to bottom: threads and seeds -> examples as padded token ids -> AdamW on w with
 warmup + cosine LR (pretraining's ``lr_at``) -> periodic accuracy on fixed examples of each
 split -> final accuracy on every example. One projection P w per step, as in pretraining.
-Finetuning runs are short: an interrupted one is started again, not resumed.
+Every ``CHECKPOINT_EVERY`` steps the whole training state (w, AdamW, both random generators,
+the metrics file's length) is committed to one file, so an interrupted run resumes from there
+and ends with the bits of an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -88,9 +90,16 @@ class FitResult:
     val_accuracy: float
 
 
+#: Steps between two commits of the training state (a few KB to MB: w, AdamW's moments, generators).
+CHECKPOINT_EVERY = 50
+
+
 def fit(model, train: Encoded, val: Encoded, config, metrics_path: Path | None = None,
-        on_step: Callable[[int, dict], None] | None = None) -> FitResult:
-    """Train w (and nothing else) on the training examples; return accuracies on every example."""
+        on_step: Callable[[int, dict], None] | None = None, state_path: Path | None = None) -> FitResult:
+    """Train w (and nothing else) on the training examples; return accuracies on every example.
+
+    ``state_path``: where the training state is committed every ``CHECKPOINT_EVERY`` steps; when it holds
+    one, training resumes from it (the caller checks it belongs to the same settings)."""
     from sublora.core.train import lr_at
 
     tc = config.train
@@ -109,7 +118,11 @@ def fit(model, train: Encoded, val: Encoded, config, metrics_path: Path | None =
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(tc.seed + 2_000_003)  # dropout, if the base has any
-        for step in range(1, tc.max_steps + 1):
+        first = 1
+        if state_path is not None and state_path.is_file():
+            first, loss_value, done_seconds = _restore(state_path, model, optimizer, gen, metrics_path)
+            t0 -= done_seconds
+        for step in range(first, tc.max_steps + 1):
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(step - 1, tc)
             ids, lengths, labels = train.take(torch.randint(0, len(train), (tc.batch_size,), generator=gen))
@@ -130,12 +143,50 @@ def fit(model, train: Encoded, val: Encoded, config, metrics_path: Path | None =
                              val_accuracy=accuracy(model, val, probe_val))
             if event["event"] == "eval" or step % 25 == 0:
                 log(event)
+            if state_path is not None and step % CHECKPOINT_EVERY == 0 and step < tc.max_steps:
+                _commit(state_path, step, model, optimizer, gen, loss_value, time.perf_counter() - t0, metrics_path)
             if on_step is not None:
                 on_step(step, event)
     seconds = time.perf_counter() - t0
     model.eval()
     return FitResult(tc.max_steps, seconds, loss_value, accuracy(model, train, accuracy_index(len(train), tc.seed)),
                      accuracy(model, val))
+
+
+def _commit(path: Path, step: int, model, optimizer, gen: torch.Generator, loss_value: float, seconds: float,
+            metrics_path: Path | None) -> None:
+    """The state after ``step`` in one atomically written file: what resuming needs to continue bit for bit."""
+    import io
+
+    from sublora.core.checkpoint import write_atomic
+
+    buffer = io.BytesIO()
+    torch.save({"format": "sublora-finetune-state/1", "step": step, "loss": loss_value, "seconds": seconds,
+                "hypothesis": {k: v.detach().clone() for k, v in model.hypothesis().items()},
+                "optimizer": optimizer.state_dict(), "batches": gen.get_state(), "rng": torch.get_rng_state(),
+                "metrics_bytes": metrics_path.stat().st_size if metrics_path is not None and metrics_path.is_file()
+                else 0}, buffer)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, buffer.getvalue())
+
+
+def _restore(path: Path, model, optimizer, gen: torch.Generator, metrics_path: Path | None) -> tuple[int, float, float]:
+    """Load a committed state; cut the metrics back to it. Returns (next step, last loss, seconds so far)."""
+    try:
+        state = torch.load(path, weights_only=True, map_location="cpu")
+        step = int(state["step"])
+        with torch.no_grad():
+            model.load_hypothesis(state["hypothesis"])
+        optimizer.load_state_dict(state["optimizer"])
+    except Exception as exc:  # noqa: BLE001 - any damage: one clear error
+        raise TrainingError(f"The finetuning state {path} cannot be resumed ({type(exc).__name__}: {exc}).",
+                            hint=f"Delete {path.parent.parent} and start again.") from exc
+    gen.set_state(state["batches"])
+    torch.set_rng_state(state["rng"])
+    if metrics_path is not None and metrics_path.is_file():
+        with metrics_path.open("r+b") as f:  # events logged after the commit are logged again
+            f.truncate(int(state["metrics_bytes"]))
+    return step + 1, float(state["loss"]), float(state["seconds"])
 
 
 #: training examples the reported training accuracy is measured on (every one when fewer)
