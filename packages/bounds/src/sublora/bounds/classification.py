@@ -155,9 +155,9 @@ def _finetune(config, rd: RunDir, on_step, progress, resume: dict[str, Any] | No
                         resumed=[*resume.get("resumed", []), {"at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                                                               "versions": versions()}])
     if resume is not None and resume.get("status") == "trained":  # trained before the interruption: bound it
-        from safetensors.torch import load_file
+        from sublora.core.finetune.train import load_hypothesis
 
-        model.load_hypothesis(load_file(str(rd.root / CHECKPOINT)))
+        load_hypothesis(model, rd.root / CHECKPOINT)
         model.eval()
         manifest.update({k: resume[k] for k in ("status", "training", "accuracy")})
         write_json(rd.manifest, manifest)

@@ -207,6 +207,13 @@ def save_hypothesis(model, path: Path) -> None:
     save_file({k: v.contiguous() for k, v in model.hypothesis().items()}, str(path))
 
 
+def load_hypothesis(model, path: Path) -> None:
+    """Load what ``save_hypothesis`` wrote into ``model``."""
+    from safetensors.torch import load_file
+
+    model.load_hypothesis(load_file(str(path)))
+
+
 def write_config_yaml(path: Path, config) -> None:
     """The resolved config, human-readable, as pretraining writes RUN/config.yaml."""
     import yaml
