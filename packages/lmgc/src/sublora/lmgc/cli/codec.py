@@ -100,8 +100,9 @@ def decompress(
                                                  "sha256 check still refuses wrong bytes).")] = False,
     format: FormatOpt = "table",
 ) -> None:
-    """Rebuild the exact bytes of a .lmgc file (sha256 checked). Decoding runs the prior once per token,
-    so it is much slower than encoding (docs/lmgc.md, "Coding")."""
+    """Rebuild the exact bytes of a .lmgc file (sha256 checked). Decoding runs the prior once per token: a
+    file compressed with --context cache decodes one cached step per token, one compressed with the default
+    --context window re-runs the whole window per token, ~16x slower (docs/lmgc.md, "Coding")."""
     from sublora.cli.console import err, out as stdout
     from sublora.lmgc.files import decompress_file
 
