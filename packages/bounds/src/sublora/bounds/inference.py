@@ -84,10 +84,7 @@ def predictor(model, device: str | torch.device = "cpu") -> Callable[[torch.Tens
     post-hoc predictor) as it is called in training, ``model(inputs, model.flat_params())``, on the CPU."""
     from sublora.core.subspace import SubspaceModel
 
-    if isinstance(model, SubspaceModel):
-        return merged_predictor(model, device)
-    theta = model.flat_params()
-    return lambda inputs: model(inputs, theta).float()
+    return merged_predictor(model, device) if isinstance(model, SubspaceModel) else unmerged_predictor(model)
 
 
 def unmerged_predictor(model) -> Callable[[torch.Tensor], torch.Tensor]:

@@ -86,8 +86,10 @@ def _terminate(signum, frame) -> None:
 
 
 def main() -> None:
+    from sublora.core.distributed import launched  # no torch import
+
     code = _run()
-    if _torchrun_rank():
+    if launched():
         # A rank of `--nproc N` (torchrun) leaves without the interpreter's teardown: gloo's C++ threads
         # sometimes abort it there ("terminate called without an active exception", exit -6) after the
         # work is done and written (the 2-process training test failed so in ~1 of 10 CI runs).
@@ -119,10 +121,6 @@ def _run() -> int:
     except KeyboardInterrupt as exc:
         return report(exc)
     return 0
-
-
-def _torchrun_rank() -> bool:
-    return "RANK" in os.environ and int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
 if __name__ == "__main__":

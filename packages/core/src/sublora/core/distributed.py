@@ -35,7 +35,6 @@ T = TypeVar("T")
 FAIL_ENV = "SUBLORA_TEST_FAIL_RANK"
 #: Set by `sublora train --nproc`: a directory where each rank leaves a one-line report of its error.
 REPORT_ENV = "SUBLORA_DIST_REPORT"
-DTYPES = ("float32", "bfloat16")
 
 
 class RankLost(TrainingError):

@@ -14,7 +14,6 @@ import); a pretrained directory is loaded by transformers and converted (``from_
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
@@ -359,28 +358,21 @@ def build_lean(impl, config, lora, vocab_size: int, eot_id: int):
 
 
 def random_lean(config, lora, vocab_size: int) -> LeanLoraGPT2:
-    """The randomly initialized GPT-2 of ``config`` with LoRA: the tensors ``model.impl=hf`` builds, bit for bit."""
+    """The randomly initialized GPT-2 of ``config`` with LoRA: the tensors ``model.impl=hf`` builds, bit for bit
+    (the base init loaded before LoRA wraps its layers, as ``build_base_model`` then ``add_lora`` do)."""
     from sublora.core.gpt2_init import base_state, lora_state
     from sublora.core.model import gpt2_shape, lora_targets
 
-    shape, dims = gpt2_shape(config, vocab_size), config.shape()
+    shape, dims, targets = gpt2_shape(config, vocab_size), config.shape(), lora_targets(lora)
     with torch.random.fork_rng(devices=[]):  # the modules' own init draws: overwritten, and the caller's RNG untouched
         model = LeanGPT2(vocab_size, config.block_size, dims["n_embd"], dims["n_layer"], dims["n_head"],
                          dropout=config.dropout)
-    net = wrap_lora(model, lora_targets(lora), lora.r, lora.alpha, lora.dropout)
-    state = {**base_state(shape, config.init_seed), **lora_state(shape, lora_targets(lora), lora.r, config.init_seed + 1)}
-    state = {f"base_model.model.{_lora_name(net, name)}": value for name, value in state.items()}
-    missing, unexpected = net.load_state_dict(state, strict=False)
-    missing = [m for m in missing if not m.endswith("lm_head.weight") and not m.endswith("lm_head.base_layer.weight")]
-    assert not missing and not unexpected, (missing, unexpected)
+    missing, unexpected = model.load_state_dict(base_state(shape, config.init_seed), strict=False)
+    assert not unexpected and set(missing) <= {"lm_head.weight"}, (missing, unexpected)  # the head is tied to wte
+    net = wrap_lora(model, targets, lora.r, lora.alpha, lora.dropout)
+    adapters = lora_state(shape, targets, lora.r, config.init_seed + 1)
+    missing, unexpected = net.load_state_dict({f"base_model.model.{k}": v for k, v in adapters.items()}, strict=False)
+    assert not unexpected and not any(".lora_" in k for k in missing), (missing, unexpected)
     for name, p in net.named_parameters():
         p.requires_grad_(".lora_A." in name or ".lora_B." in name)
     return net
-
-
-def _lora_name(net: LeanLoraGPT2, name: str) -> str:
-    """A base tensor's name once its layer is wrapped by LoRA (``...c_attn.weight`` -> ``...c_attn.base_layer.weight``)."""
-    layer, _, leaf = name.rpartition(".")
-    if ".lora_" in name or not isinstance(net.get_base_model().get_submodule(layer), LoraLayer):
-        return name
-    return f"{layer}.base_layer.{leaf}"

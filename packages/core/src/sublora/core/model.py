@@ -99,9 +99,9 @@ def add_lora(model, config: LoraConfig, init_seed: int):
     """Wrap ``model`` with peft LoRA adapters on the configured modules (seeded init)."""
     import torch
     from peft import LoraConfig as PeftLoraConfig
+    from peft import get_peft_model
 
     from sublora.core.gpt2_init import GPT2Shape, lora_state
-    from peft import get_peft_model
 
     peft_config = PeftLoraConfig(
         r=config.r,
@@ -111,9 +111,8 @@ def add_lora(model, config: LoraConfig, init_seed: int):
         fan_in_fan_out=True,  # GPT-2's Conv1D stores weights transposed; peft resets it for nn.Linear
         bias="none",
     )
-    with warnings.catch_warnings(), torch.random.fork_rng(devices=[]):
+    with warnings.catch_warnings(), torch.random.fork_rng(devices=[]):  # peft's draws: overwritten below
         warnings.simplefilter("ignore")
-        torch.manual_seed(init_seed + 1)
         net = get_peft_model(model, peft_config)
     # sublora draws LoRA's init itself (peft's draws, in its order): the same adapters whatever peft does
     state = lora_state(GPT2Shape.of(model.config), peft_config.target_modules, config.r, init_seed + 1)

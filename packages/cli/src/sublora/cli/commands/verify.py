@@ -27,8 +27,9 @@ def verify(run_dir: RunDirArg, rescore: RescoreOpt = "quick", rescore_seed: Resc
 
     from sublora.core.rundir import RunDir
 
-    if not RunDir(run_dir).certificate.is_file():  # (bound-model outputs have a certificate and no manifest)
-        RunDir(run_dir).require()  # before importing torch: a wrong path answers at once
+    rd = RunDir(run_dir)
+    if not rd.certificate.is_file():  # (bound-model outputs have a certificate and no manifest)
+        rd.require()  # before importing torch: a wrong path answers at once
     from sublora.bounds import sharded
     from sublora.bounds.rescore import tolerance_statement
     from sublora.bounds.verify import verify as verify_fn
@@ -38,7 +39,7 @@ def verify(run_dir: RunDirArg, rescore: RescoreOpt = "quick", rescore_seed: Resc
     for check in checks:
         out.print(f"[green]ok[/] {check}", highlight=False)
     try:
-        scoring = json.loads((run_dir / "certificate.json").read_text()).get("scoring")
+        scoring = json.loads(rd.certificate.read_text()).get("scoring")
     except (OSError, ValueError):
         scoring = None
     out.print(f"[green]ok[/] {tolerance_statement(scoring, used)}", highlight=False)
