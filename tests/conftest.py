@@ -25,6 +25,22 @@ def _isolated_environment(tmp_path_factory):
     yield
 
 
+@pytest.fixture(scope="session")
+def fresh_python():
+    """``run(code, env=None, timeout=120)``: ``code`` in a new interpreter (nothing imported yet); returns the
+    JSON its last output line holds. A non-zero exit fails the test with the interpreter's stderr."""
+    import json
+    import subprocess
+    import sys
+
+    def run(code: str, env: dict[str, str] | None = None, timeout: float = 120):
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout, env=env)
+        assert out.returncode == 0, out.stderr
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+    return run
+
+
 TINY = {
     "data": {"source": "text", "max_documents": None},
     "model": {"preset": "tiny", "n_layer": 2, "n_head": 2, "n_embd": 32, "block_size": 32, "dropout": 0.0},

@@ -74,12 +74,9 @@ def test_token_blocks_all_is_every_block():
 
 
 @pytest.mark.slow
-def test_scoring_many_blocks_keeps_resident_memory_bounded():
+def test_scoring_many_blocks_keeps_resident_memory_bounded(fresh_python):
     """Scoring every block of a large stream must not hold ~185 KB per block (glibc heap fragmentation, which
     took the main job's all-block scoring past 17 GB): 3,072 blocks of 128 tokens in a fresh process."""
-    import subprocess
-    import sys
-
     code = (
         "import numpy as np, torch\n"
         "torch.set_num_threads(1)\n"
@@ -96,7 +93,5 @@ def test_scoring_many_blocks_keeps_resident_memory_bounded():
         "score_token_blocks(model, tokens, 128, (0.01, 0.1, 0.5), None, seed=0, topk=(1, 10))\n"
         "print((rss() - before) / 2**20)\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr
-    grown_mb = float(out.stdout.strip().splitlines()[-1])
+    grown_mb = fresh_python(code, timeout=300)
     assert grown_mb < 150, f"resident memory grew by {grown_mb:.0f} MB over 3,072 scored blocks"

@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 SUBLORA = [sys.executable, "-m", "sublora.cli.app"]
 
@@ -27,7 +26,7 @@ def test_help_lists_every_command():
         assert command in result.stdout
 
 
-def test_help_and_plugins_do_not_import_heavy_libraries():
+def test_help_and_plugins_do_not_import_heavy_libraries(fresh_python):
     code = (
         "import sys, json\n"
         "from typer.testing import CliRunner\n"
@@ -36,12 +35,10 @@ def test_help_and_plugins_do_not_import_heavy_libraries():
         "assert r.exit_code == 0, r.output\n"
         "print(json.dumps(sorted(m for m in ('torch', 'transformers', 'peft', 'scipy', 'datasets') if m in sys.modules)))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+    assert fresh_python(code) == []
 
 
-def test_bad_input_is_refused_before_torch_is_imported(tmp_path):
+def test_bad_input_is_refused_before_torch_is_imported(tmp_path, fresh_python):
     """Typos, wrong paths and a file as --out answer at once (importing torch alone takes ~1 s)."""
     (tmp_path / "file").write_text("x")
     calls = [["train", "--out", str(tmp_path / "r"), "--projector", "rdkrom"],
@@ -62,9 +59,7 @@ def test_bad_input_is_refused_before_torch_is_imported(tmp_path):
         "        codes.append(exc.code)\n"
         "print(json.dumps([codes, 'torch' in sys.modules]))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    codes, torch_imported = json.loads(out.stdout.strip().splitlines()[-1])
+    codes, torch_imported = fresh_python(code)
     assert all(code in (2, 6) for code in codes), codes
     assert not torch_imported
 

@@ -8,12 +8,9 @@ see SOURCE_OPTIONS).
 
 from __future__ import annotations
 
-import json
 import random
-import subprocess
-import sys
 import time
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import pytest
@@ -105,7 +102,7 @@ def test_tokenizer_contract(spec):
 
 
 @pytest.mark.slow  # a fresh process
-def test_only_the_projector_checks_import_torch():
+def test_only_the_projector_checks_import_torch(fresh_python):
     """A quantizer, coder, source, tokenizer or estimator author's tests need numpy, not torch; the projector
     names are loaded on first use and are exactly projector_contract's."""
     code = (
@@ -118,9 +115,7 @@ def test_only_the_projector_checks_import_torch():
         "print(json.dumps([before, 'torch' in sys.modules, sorted(t._PROJECTOR_NAMES) == sorted(projector_contract.__all__),"
         " all(hasattr(t, n) for n in t.__all__)]))\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout) == [False, True, True, True]
+    assert fresh_python(code) == [False, True, True, True]
 
 
 # --- each contract catches broken components ---------------------------------------------------

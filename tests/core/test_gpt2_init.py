@@ -9,9 +9,6 @@ sublora's init either way (model.py loads it), which the digests hold still.
 from __future__ import annotations
 
 import hashlib
-import json
-import subprocess
-import sys
 import warnings
 
 import pytest
@@ -119,7 +116,7 @@ def test_the_hf_model_keeps_sublora_init_whatever_transformers_draws(monkeypatch
 
 
 @pytest.mark.slow  # a fresh process
-def test_a_lean_run_builds_without_importing_transformers_or_peft():
+def test_a_lean_run_builds_without_importing_transformers_or_peft(fresh_python):
     code = (
         "import sys, json\n"
         "from sublora.core.build import build_model\n"
@@ -127,6 +124,4 @@ def test_a_lean_run_builds_without_importing_transformers_or_peft():
         "m = build_model(RunConfig.from_dict({'model': {'preset': 'tiny', 'impl': 'lean', 'block_size': 32}}), 257, 256)\n"
         "print(json.dumps(sorted(n for n in ('transformers', 'peft') if n in sys.modules)))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+    assert fresh_python(code) == []

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 
@@ -94,14 +93,12 @@ def test_a_bad_grid_point_fails_before_any_point_runs():
         grid.config(bad)
 
 
-def test_validation_stays_cheap():
+def test_validation_stays_cheap(fresh_python):
     """Loading a config checks every component through light config classes: no torch, no tokenizer files."""
     code = ("import sys, json\nfrom sublora.core.config import RunConfig\n"
             "RunConfig.from_dict({'data': {'tokenizer': 'tiktoken:gpt2'}})\n"
             "print(json.dumps(sorted(m for m in ('torch', 'tiktoken', 'datasets', 'transformers') if m in sys.modules)))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+    assert fresh_python(code) == []
 
 
 def test_cli_refuses_an_estimator_typo_before_creating_the_run_dir(tmp_path):
