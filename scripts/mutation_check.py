@@ -194,7 +194,7 @@ MUTATIONS: list[Mutation] = [
       "return math.log2(1.0 + (1.0 - alpha) * V / alpha)",
       "return math.log2(1.0 + (1.0 - alpha) * (V - 1) / alpha)",
       "Delta(a) computed with V - 1"),
-    M("evidence_tokenizer_V", f"{BOUNDS}/certify.py",
+    M("evidence_tokenizer_V", f"{BOUNDS}/sharded.py",
       "return Evidence(vocab_size=vocab, alphas=alphas, documents=documents, tokens=tokens)",
       "return Evidence(vocab_size=data.vocab_size, alphas=alphas, documents=documents, tokens=tokens)",
       "bounds use the tokenizer's V instead of the predictor's"),
