@@ -13,7 +13,8 @@ init, batches and optimizer: only float rounding may differ).
 
 ``--compile`` adds ``<impl>+compile`` rows (torch.compile of the loss, inductor's CPU backend; the compile
 seconds are printed: they count against a run). ``--levers`` measures, on the main-job shape with the lean
-model: 2 threads vs 1, batch 16 vs 8 (per token), SDPA's math kernel vs flash, and the projector's share.
+model: 2 threads vs 1, batch 16 vs 8 (per token), SDPA's math kernel vs flash, bf16 autocast
+(``train.dtype=bfloat16``) and the projector's share.
 """
 
 from __future__ import annotations
@@ -178,12 +179,17 @@ def levers(args) -> None:
         with sdpa_kernel(SDPBackend.MATH):
             base()
 
+    def bf16_autocast():  # train.dtype=bfloat16: the forward under autocast, w and AdamW in float32
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            base()
+
     def projector():  # theta = theta0 + P w and its backward, as each step does once
         m.flat_params().backward(theta.detach())
         m.w.grad = None
 
     fns = {"lean, 1 thread": base, "lean, 2 threads": base, f"lean, batch {2 * batch} (per {batch} rows)": big,
-           "lean, SDPA math kernel": math_attention, "projector fwd+bwd only": projector}
+           "lean, SDPA math kernel": math_attention, "lean, bf16 autocast": bf16_autocast,
+           "projector fwd+bwd only": projector}
     medians = measure(fns, max(args.repeats // 3, 5), block=3,
                       threads={name: 2 if name == "lean, 2 threads" else 1 for name in fns})
     medians[f"lean, batch {2 * batch} (per {batch} rows)"] /= 2

@@ -147,6 +147,23 @@ def test_runs_from_before_device_and_dtype_keep_their_training_identity(config):
     assert training_identity(moved) == training_identity(config)  # a run may resume on another device
 
 
+@pytest.mark.parametrize("impl", ["hf", "lean"])
+def test_bfloat16_autocast_trains_on_cpu(make_tiny_config, tmp_path, one_process, impl):
+    """``train.dtype=bfloat16`` (what ``auto`` picks on a GPU) trains each model implementation on the CPU
+    too: recorded in the manifest, w float32 and finite, losses those of float32 training to bf16 precision."""
+    config = make_tiny_config(**{**SETTINGS, "model": {**SETTINGS["model"], "impl": impl},
+                                 "train": {**SETTINGS["train"], "dtype": "bfloat16"}})
+    assert train(config, tmp_path / "run").finished
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert manifest["dtype"] == "bfloat16"
+    w = _w(tmp_path / "run")
+    assert w.dtype == torch.float32 and torch.isfinite(w).all() and w.abs().max() > 0
+    losses = [e["loss"] for e in _events(tmp_path / "run") if e.get("event") == "train"]
+    reference = [e["loss"] for e in _events(one_process) if e.get("event") == "train"]
+    assert len(losses) == len(reference) == 6
+    assert losses == pytest.approx(reference, rel=2e-2)
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_cuda_training_records_device_and_dtype(make_tiny_config, tmp_path):
     config = make_tiny_config(train={"device": "cuda", "dtype": "bfloat16", "max_steps": 3})

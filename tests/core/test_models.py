@@ -96,6 +96,36 @@ def test_same_gradient_in_theta(impl):
 
 
 @pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("lora_dropout", [0.0, 0.1])  # the fused LoRA node and the separate LoRA term
+def test_same_gradient_under_bf16_autocast(impl, lora_dropout):
+    """``train.dtype=bfloat16`` runs the forward under autocast (the default on a GPU): an implementation's
+    own autograd nodes must take autocast's dtype as nn.Linear does (lean's crashed: bfloat16 x float32),
+    and theta's gradient stays float32; hf and ``impl`` agree to bf16's precision."""
+    hf, other = both(impl)
+    nonzero_lora(hf, other)
+    for m in (hf, other):
+        for module in m.net.modules():
+            if hasattr(module, "lora_dropout") and lora_dropout:
+                module.lora_dropout = torch.nn.ModuleDict({"default": torch.nn.Dropout(lora_dropout)}) \
+                    if isinstance(module.lora_dropout, torch.nn.ModuleDict) else torch.nn.Dropout(lora_dropout)
+        m.train()
+    x, y = batch()
+    losses, grads = [], []
+    for m in (hf, other):
+        torch.manual_seed(0)  # the same dropout masks (both draw them in the same order)
+        theta = m.flat_params().detach().requires_grad_(True)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            loss = m.loss(x, y, theta)
+        loss.backward()
+        losses.append(loss.item())
+        grads.append(theta.grad)
+    assert grads[1].dtype == torch.float32 and torch.isfinite(grads[1]).all()
+    assert losses[1] == pytest.approx(losses[0], rel=1e-2)
+    cos = torch.nn.functional.cosine_similarity(grads[0], grads[1], dim=0)
+    assert cos > 0.99, cos
+
+
+@pytest.mark.parametrize("impl", IMPLS)
 def test_same_training_losses(impl):
     """Ten AdamW steps from the same init: the losses agree to float tolerance."""
     curves = []

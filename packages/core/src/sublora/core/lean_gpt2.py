@@ -75,6 +75,19 @@ class _LoraDelta(torch.autograd.Function):
         return grad_x, grad_a, grad_b, None
 
 
+def _autocast(*tensors: torch.Tensor | None) -> tuple[torch.Tensor | None, ...]:
+    """The tensors in autocast's dtype when autocast is on (``train.dtype=bfloat16``), as nn.Linear's inputs
+    would be: the fused LoRA nodes' products mix their operands (addmm_ into the base product, and their
+    backward runs outside autocast), so they get one dtype here; the casts' backward returns float32 grads."""
+    if not tensors or tensors[0] is None:
+        return tensors
+    device = tensors[0].device.type
+    if not torch.is_autocast_enabled(device):
+        return tensors
+    dtype = torch.get_autocast_dtype(device)
+    return tuple(t.to(dtype) if t is not None and t.is_floating_point() else t for t in tensors)
+
+
 class _LoraLinear(torch.autograd.Function):
     """x W + b + s (x A^T) B^T in one node, for a frozen W (in, out) and bias: the LoRA term is accumulated
     into the base product by BLAS (no separate scale and add over (N, out)), the same for dx in backward."""
@@ -127,10 +140,12 @@ class LoraLayer(nn.Module):
         base = self.base_layer
         if isinstance(self.lora_dropout, nn.Identity):  # one fused node (the default: no LoRA dropout)
             w = base.weight if isinstance(base, Conv1D) else base.weight.t()  # (in, out)
-            y = _LoraLinear.apply(x.reshape(-1, x.size(-1)), w, base.bias, a, b, self.scaling)
+            x2, w, bias, a, b = _autocast(x.reshape(-1, x.size(-1)), w, base.bias, a, b)
+            y = _LoraLinear.apply(x2, w, bias, a, b, self.scaling)
             return y.view(x.shape[:-1] + (w.size(1),))
         h = self.lora_dropout(x)
-        lora = _LoraDelta.apply(h.reshape(-1, h.size(-1)), a, b, self.scaling)  # (N, out)
+        h, a, b = _autocast(h.reshape(-1, h.size(-1)), a, b)
+        lora = _LoraDelta.apply(h, a, b, self.scaling)  # (N, out)
         y = self.base_layer(x)
         return y + lora.view(y.shape)
 
