@@ -1,5 +1,6 @@
 """Scoring tokens/s for the bounds: today's forward (theta split into views, peft LoRA per call) against
-the merged network (sublora.bounds.inference), on the main job's model shape (configs/default.yaml).
+the merged network (sublora.bounds.inference) in float32 and in bfloat16 (`bound.dtype`), on the main
+job's model shape (configs/default.yaml).
 
 Token-level scoring (`score_token_blocks`: forward + every statistic of the evidence) of the same blocks,
 both variants interleaved, medians after a warm-up, at 1 and 2 torch threads; prints tokens/s, the
@@ -49,7 +50,7 @@ def main() -> None:
     print(f"main-job model: {config.model.preset}, block {block}, D={model.D}, d={model.d}, "
           f"bound.batch_size={b.batch_size}, {args.blocks} blocks per call; load average {os.getloadavg()}")
     print(f"{'threads':>7} {'today tok/s':>12} {'merged tok/s':>13} {'ratio':>6} {'max |diff| bits':>16} "
-          f"{'all 91,113 blocks':>18}")
+          f"{'all 91,113 blocks':>18} {'bf16 tok/s':>11} {'ratio':>6} {'bf16 max |diff|':>16} {'bf16 mean diff':>15}")
     for threads in args.threads:
         torch.set_num_threads(threads)
 
@@ -57,7 +58,8 @@ def main() -> None:
             return score_token_blocks(model, tokens, block, tuple(b.alphas), args.blocks, seed=1,
                                       batch_size=b.batch_size, topk=b.topk, vocab=257, predict=predict())
 
-        variants = {"today": lambda: unmerged_predictor(model), "merged": lambda: merged_predictor(model)}
+        variants = {"today": lambda: unmerged_predictor(model), "merged": lambda: merged_predictor(model),
+                    "bf16": lambda: merged_predictor(model, dtype=torch.bfloat16)}
         results = {name: run(fn) for name, fn in variants.items()}  # warm-up (and the values compared)
         times: dict[str, list[float]] = {name: [] for name in variants}
         for _ in range(args.repeats):
@@ -68,8 +70,10 @@ def main() -> None:
         rate = {name: args.blocks * block / statistics.median(ts) for name, ts in times.items()}
         diff = float(np.abs(results["today"].loss - results["merged"].loss).max())
         minutes = MAIN_JOB_BLOCKS * block / rate["merged"] / 60
+        bf16 = results["bf16"].loss - results["merged"].loss
         print(f"{threads:>7} {rate['today']:>12,.0f} {rate['merged']:>13,.0f} {rate['merged'] / rate['today']:>5.2f}x "
-              f"{diff:>16.2e} {minutes:>14.1f} min")
+              f"{diff:>16.2e} {minutes:>14.1f} min {rate['bf16']:>11,.0f} {rate['bf16'] / rate['merged']:>5.2f}x "
+              f"{np.abs(bf16).max():>16.2e} {bf16.mean():>15.2e}")
 
 
 if __name__ == "__main__":

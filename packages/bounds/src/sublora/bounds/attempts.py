@@ -25,8 +25,16 @@ LEDGER = "bound_attempts.jsonl"
 NO_EFFECT = {"batch_size", "hyper_bits_cover"}
 
 
+# Settings added after ledgers existed: hashed only away from their default, so identical settings of a run
+# certified before them still hash alike.
+ADDED_LATER = {"dtype": "float32"}
+
+
 def settings_sha256(settings: BoundSettings) -> str:
     data = settings.model_dump(mode="json", exclude=NO_EFFECT)
+    for name, default in ADDED_LATER.items():
+        if data.get(name, default) == default:
+            data.pop(name, None)
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 

@@ -256,13 +256,15 @@ def _estimate_bound(model, data, config: RunConfig, quantized: dict[str, Quantiz
     """
     from sublora.bounds.estimators.azuma import azuma_bound
     from sublora.bounds.evaluate import score_token_blocks
+    from sublora.bounds.inference import predictor
     from sublora.bounds.smoothing import delta_range
 
     b = config.bound
     V = vocab_record(model, data, config)["V"]
     _load_quantized(model, quantized)
     tokens = score_token_blocks(model, data.train, config.model.block_size, tuple(b.alphas), b.search_blocks,
-                                seed=b.seed + 2, batch_size=b.batch_size, progress=progress, vocab=V)
+                                seed=b.seed + 2, batch_size=b.batch_size, progress=progress, vocab=V,
+                                predict=predictor(model, dtype=b.dtype))  # the predictor to be certified
     nats = complexity_for(config, code_bits).nats
     estimates = []
     for a, alpha in enumerate(b.alphas):

@@ -108,6 +108,20 @@ def write_tokenizer(out: Path, meta: dict[str, Any]) -> dict[str, Any]:
     return info
 
 
+def _certified_dtype(cert: dict[str, Any]) -> str:
+    """The certified predictor's arithmetic (``bound.dtype``); certificates from before it: float32."""
+    return (cert.get("bound_settings") or {}).get("dtype", "float32")
+
+
+def _arithmetic(cert: dict[str, Any]) -> str:
+    dtype = _certified_dtype(cert)
+    if dtype == "float32":
+        return ""
+    return (f" The certified predictor computes in {dtype} (`bound.dtype`), so the weights are stored in {dtype}, "
+            f"the values it scored with; run the model in {dtype}. Other kernels round {dtype} differently: "
+            "logits agree with the certified ones to that precision, not bit for bit.")
+
+
 def _card(cert: dict[str, Any], manifest: dict[str, Any], cert_sha: str, tokenizer: dict[str, Any],
           vocab_rule: str, params: int) -> str:
     head = cert.get("headline") or {}
@@ -128,7 +142,7 @@ tags: [sublora, generalization-bound, gpt2]
 A GPT-2 trained by sublora in a {cert.get('d')}-dimensional subspace of its {cert.get('D')} LoRA parameters,
 quantized and coded into {cert['code_bits']} bits (`model.slc`), with a generalization certificate. These are
 plain Hugging Face weights ({params:,} parameters, LoRA merged into the base weights, LM head untied) whose
-logits are those of the certified model.
+logits are those of the certified model.{_arithmetic(cert)}
 
 ## Certificate
 
@@ -173,6 +187,10 @@ def export_hf(run_dir: str | Path, out_dir: str | Path, force: bool = False) -> 
     manifest = read_json(run_dir / "manifest.json")
     record = vocab_record(model, data, config)
     merged = export_network(model, vocab=record["V"] if record["rule"] == "tokenizer" else None)
+    if _certified_dtype(cert) != "float32":  # the weights the certified predictor computed with
+        import torch
+
+        merged = merged.to(getattr(torch, _certified_dtype(cert)))
     out.mkdir(parents=True, exist_ok=True)
     merged.generation_config.eos_token_id = data.eot_id
     merged.generation_config.bos_token_id = data.eot_id

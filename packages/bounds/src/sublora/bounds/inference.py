@@ -12,6 +12,10 @@ GPT-2 ties its LM head to the token embedding. Merging a LoRA on the head adds s
 tensor, which would also change the embedding; the head is therefore untied (given its own copy of
 the weight) before merging. The merged network computes the same function; its float32 logits differ
 from the unmerged ones only by rounding (~1e-6 relative), which tests/bounds/test_scoring_fast.py checks.
+
+``bound.dtype=bfloat16`` casts the merged network (weights and activations) to bfloat16: another
+predictor, the one the certificate then names (docs/bounds.md section 2); its logits are cast back to
+float32 before any statistic.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ from collections.abc import Callable
 
 import torch
 from torch import nn
+
+from sublora.core.errors import BoundError
 
 
 def _untie_lora_targets(net: nn.Module) -> None:
@@ -79,12 +85,18 @@ def merged_predictor(model, device: str | torch.device = "cpu",
     return predict
 
 
-def predictor(model, device: str | torch.device = "cpu") -> Callable[[torch.Tensor], torch.Tensor]:
-    """How the scorer calls ``model``: the merged copy for a ``SubspaceModel``; any other model (a
-    post-hoc predictor) as it is called in training, ``model(inputs, model.flat_params())``, on the CPU."""
+def predictor(model, device: str | torch.device = "cpu", dtype: str = "float32") -> Callable[[torch.Tensor], torch.Tensor]:
+    """How the scorer calls ``model``: the merged copy for a ``SubspaceModel``, computing in ``dtype``
+    (``bound.dtype``); any other model (a post-hoc predictor) as it is called in training,
+    ``model(inputs, model.flat_params())``, on the CPU in float32."""
     from sublora.core.subspace import SubspaceModel
 
-    return merged_predictor(model, device) if isinstance(model, SubspaceModel) else unmerged_predictor(model)
+    if isinstance(model, SubspaceModel):
+        return merged_predictor(model, device, getattr(torch, dtype))
+    if dtype != "float32":
+        raise BoundError(f"bound.dtype={dtype} applies to the merged network of a subspace model only.",
+                         hint="Score this predictor with bound.dtype=float32.")
+    return unmerged_predictor(model)
 
 
 def unmerged_predictor(model) -> Callable[[torch.Tensor], torch.Tensor]:

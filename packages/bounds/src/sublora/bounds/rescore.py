@@ -153,7 +153,7 @@ def rescore(model, data, config: RunConfig, evidence: Evidence, choice: Choice) 
     from sublora.bounds.inference import predictor
     from sublora.bounds.sharded import device
 
-    predict = predictor(model, device())  # the merged network, on the device verify was given
+    predict = predictor(model, device(), config.bound.dtype)  # the certified predictor, on verify's device
     b, t, d, V = config.bound, evidence.tokens, evidence.documents, evidence.vocab_size
     topk = tuple(sorted(t.topk_error))
     if len(choice.blocks):
@@ -198,9 +198,16 @@ def tolerance_statement(scoring: dict | None, device: str) -> str:
     """What the re-scored values were compared with, and within what: one line for verify's report."""
     certified = (f"{scoring.get('device')} ({scoring.get('dtype')})" if isinstance(scoring, dict)
                  else "an unrecorded device (certificate from before scoring was recorded)")
-    same = isinstance(scoring, dict) and scoring.get("device") == device and scoring.get("dtype") == "float32"
-    why = ("same device and dtype: only float32 rounding of differently composed batches can differ, "
-           "~1e-6 bits; on this machine's CPU the tests find none" if same else
-           "another device (or dtype) rounds float32 differently, ~1e-6 bits")
-    return (f"re-scored on {device} (float32), certified on {certified}: agreement required within {ATOL:g} bits "
+    dtype = scoring.get("dtype", "float32") if isinstance(scoring, dict) else "float32"
+    same = isinstance(scoring, dict) and scoring.get("device") == device
+    if dtype != "float32":
+        why = (f"same device, {dtype}: the scores do not depend on batch composition or threads on this "
+               "machine's CPU (tests find none)" if same else
+               f"another device: {dtype} rounding differs between devices and kernels by more than this "
+               "tolerance, so verify a bfloat16 certificate on the kind of machine that made it")
+    else:
+        why = ("same device and dtype: only float32 rounding of differently composed batches can differ, "
+               "~1e-6 bits; on this machine's CPU the tests find none" if same else
+               "another device (or dtype) rounds float32 differently, ~1e-6 bits")
+    return (f"re-scored on {device} ({dtype}), certified on {certified}: agreement required within {ATOL:g} bits "
             f"+ {RTOL:g} relative per block and document ({why})")

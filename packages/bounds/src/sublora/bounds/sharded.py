@@ -169,7 +169,7 @@ def _score(model, data, config, vocab: int, progress, device: str):
     t0 = time.perf_counter()
     try:
         model.eval()
-        predict = predictor(model, device)
+        predict = predictor(model, device, b.dtype)
         with progress("score token blocks") as bar:
             tokens = score_token_blocks(model, data.train, block, alphas, b.token_blocks, seed=b.seed,
                                         batch_size=b.batch_size, progress=bar, topk=b.topk, vocab=vocab,
@@ -184,10 +184,10 @@ def _score(model, data, config, vocab: int, progress, device: str):
     if tokens is None:  # not rank 0: its batches went to rank 0
         return None
     _state["record"] = {
-        "device": device, "dtype": "float32", "processes": 1 if shard is None else shard.world,
+        "device": device, "dtype": b.dtype, "processes": 1 if shard is None else shard.world,
         "threads_per_process": max(1, config.train.threads // shard.world) if shard else threads,
         "forward": "merged network: theta = theta0 + P w materialised, LoRA merged into the base weights, "
-                   "inference mode",
+                   f"inference mode, {b.dtype} weights and activations",
         "batch_rows": batch_rows(block, vocab, b.batch_size),
         "token_blocks": "all" if not tokens.sampled else int(tokens.blocks),
         "seconds": round(time.perf_counter() - t0, 2), "torch": torch.__version__,

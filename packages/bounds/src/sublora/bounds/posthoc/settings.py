@@ -42,6 +42,9 @@ class PosthocSettings(BaseModel):
         if v.levels_grid or v.qat_steps:
             raise ValueError("a post-hoc bound quantizes fixed weights once: set bound.levels_grid=[] and "
                              "bound.qat_steps=0 (choose bound.levels instead)")
+        if v.dtype != "float32":
+            raise ValueError(f"bound.dtype={v.dtype}: post-hoc certificates score the model in float32 (set "
+                             "bound.dtype=float32); bfloat16 scoring is an option of `sublora bound`")
         return v
 
     @property

@@ -78,6 +78,9 @@ class FinetuneConfig(_Section):
         if b.qat_steps or b.levels_grid:
             raise ValueError("bound.qat_steps and bound.levels_grid are not supported by finetuning: set "
                              "bound.qat_steps=0 and bound.levels_grid=[] (one codebook size, bound.levels)")
+        if b.dtype != "float32":
+            raise ValueError(f"bound.dtype={b.dtype}: finetuning certificates score in float32 (set bound.dtype=float32); "
+                             "bfloat16 scoring is an option of `sublora bound` for pretraining runs")
         if not (b.headline_target == "document_bpd" or b.headline_target.startswith("document_top")):
             raise ValueError(f"bound.headline_target={b.headline_target!r}: an example-level target is needed "
                              "(document_top1 = the classification error, or document_bpd)")
