@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from sublora.bounds import certificates
 from sublora.bounds import certify as certify_module
 from sublora.bounds.certify import certify
 from sublora.bounds.verify import verify
@@ -27,14 +28,14 @@ def run(tmp_path_factory, make_tiny_config):
 
 
 def plain_quantization(config, continuous, levels):
-    quantizer = certify_module._quantizer(config, levels)
+    quantizer = certificates.quantizer_for(config, levels)
     return {name: quantizer.quantize(t.double().numpy(), seed=config.bound.seed + i)
             for i, (name, t) in enumerate(continuous.items())}
 
 
 def quantized_train_bits(model, data, config, quantized, batches=8):
     """Mean training loss (bits/token) of the model holding ``quantized``, on fixed batches QAT never drew."""
-    certify_module._load_quantized(model, quantized)
+    certificates.load_quantized(model, quantized)
     gen = torch.Generator().manual_seed(12345)
     with torch.no_grad():
         theta = model.flat_params()

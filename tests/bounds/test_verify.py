@@ -15,7 +15,8 @@ import sys
 
 import numpy as np
 import pytest
-from sublora.bounds.certify import _coder, certify, load_evidence
+from sublora.bounds.certificates import coder_for
+from sublora.bounds.certify import certify, load_evidence
 from sublora.bounds.container import read_compressed
 from sublora.bounds.rescore import choose
 from sublora.bounds.verify import derived_fields, differences, load_certified, verify
@@ -63,7 +64,7 @@ def forge_evidence(run, change):
         np.savez(f, **arrays)
     model, config, data = load_certified(run)
     shapes = {name: int(t.numel()) for name, t in model.hypothesis().items()}
-    decoded = read_compressed(run / "model.slc", shapes, _coder(config))
+    decoded = read_compressed(run / "model.slc", shapes, coder_for(config))
     cert = read(run)
     evidence = load_evidence(path, cert["vocab_size"])
     cert.update(derived_fields(config, model, data, decoded, cert["code_bits"], evidence, run),

@@ -17,7 +17,6 @@ codebook size), re-certifications delta / k, the headline delta / K.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import time
 from collections.abc import Callable
@@ -26,76 +25,33 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+from sublora.bounds.certificates import (
+    FORMAT,
+    coder_for,
+    complexity_for,
+    compute_bounds,
+    headline_bound,
+    load_evidence,  # noqa: F401  (imported from here before certificates.py)
+    load_quantized,
+    quantizer_for,
+    save_evidence,
+    sha256_array,
+)
 from sublora.bounds.container import encode_compressed, write_compressed
-from sublora.core.bound import Complexity, DocumentEvidence, Evidence, TokenEvidence
+from sublora.core.bound import Evidence
 from sublora.core.config import RunConfig
 from sublora.core.data.dataset import file_sha256
 from sublora.core.errors import BoundError, RunDirError
 from sublora.core.manifest import read_json, write_json
 from sublora.core.quantizer import QuantizedVector
-from sublora.core.registry import registry
 from sublora.core.rundir import RunDir, staged
 
 ProgressFactory = Callable[[str], AbstractContextManager]
-FORMAT = "sublora-certificate/1"
 LN2 = math.log(2.0)
-
-
-def sha256_array(a: np.ndarray) -> str:
-    return hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()
 
 
 def _no_progress(_: str):
     return nullcontext(None)
-
-
-def _coder(config: RunConfig):
-    return registry("coder").config(config.bound.coder, config.bound.coder_options).build()
-
-
-def _quantizer(config: RunConfig, levels: int | None = None):
-    options = {"levels": config.bound.levels, **config.bound.quantizer_options}
-    if levels is not None:  # a levels_grid candidate
-        options["levels"] = levels
-    return registry("quantizer").config(config.bound.quantizer, options).build()
-
-
-def complexity_for(config: RunConfig, code_bits: int) -> Complexity:
-    """Bits paid: the file, plus hyperparameter bits and log2 |A| for the alpha grid.
-
-    The alpha grid's union bound is paid here for the complexity-dependent terms and by delta / |A|
-    inside every subsample term (the estimators). The levels search costs nothing: the file stores
-    the chosen codebook size, so the prefix-free prior covers it (docs/bounds.md section 3). Read
-    from the settings, so ``verify`` charges exactly what ``certify`` charged.
-    """
-    from sublora.bounds.prior import complexity
-
-    return complexity(code_bits, hyper_bits=config.bound.hyper_bits, alphas=config.bound.alphas)
-
-
-def estimators(config: RunConfig) -> list:
-    """The configured bound estimators, built with their options (keyed by family)."""
-    from sublora.core.validate import estimator_family
-
-    return [registry("bound").config(spec, config.bound.estimator_options.get(estimator_family(spec))).build()
-            for spec in config.bound.estimators]
-
-
-def compute_bounds(config: RunConfig, evidence: Evidence, complexity: Complexity,
-                   delta: float | None = None) -> list[dict[str, Any]]:
-    """Every configured estimator's results, each valid with probability >= 1 - delta (default bound.delta)."""
-    delta = config.bound.delta if delta is None else delta
-    return [r.model_dump(mode="json") for e in estimators(config) for r in e.compute(evidence, complexity, delta)]
-
-
-def headline_bound(config: RunConfig, evidence: Evidence, complexity: Complexity,
-                   delta: float | None = None) -> dict[str, Any]:
-    """The smallest ``bound.headline_target`` bound, valid for being picked (``sublora.bounds.headline``)."""
-    from sublora.bounds.headline import headline
-
-    delta = config.bound.delta if delta is None else delta
-    return headline(estimators(config), evidence, complexity, delta, config.bound.headline_target)
 
 
 def certificate_fields(config: RunConfig, model, data, quantized: dict[str, QuantizedVector], code_bits: int,
@@ -139,55 +95,8 @@ def certificate_fields(config: RunConfig, model, data, quantized: dict[str, Quan
 def coder_checks(config: RunConfig, data) -> dict[str, Any]:
     """``{"coder_checks": record}`` when the coder carries a learned model (an LM prior) and checked that it
     is independent of the run's training data (else it raised); ``{}`` for coders without one."""
-    checked = _coder(config).check_run_data(data.record())
+    checked = coder_for(config).check_run_data(data.record())
     return {"coder_checks": checked} if checked is not None else {}
-
-
-def _save_evidence(path: Path, evidence: Evidence) -> None:
-    arrays: dict[str, np.ndarray] = {"alphas": np.asarray(evidence.alphas), "vocab_size": np.asarray(evidence.vocab_size)}
-    if evidence.tokens is not None:
-        t = evidence.tokens
-        arrays.update(token_block_indices=t.block_indices, token_loss=t.loss, token_xi2=t.xi2,
-                      token_meta=np.asarray([t.n, t.block_size, int(t.sampled)]),
-                      token_topk=np.asarray(sorted(t.topk_error), dtype=np.int64),
-                      token_topk_error=np.stack([t.topk_error[k] for k in sorted(t.topk_error)])
-                      if t.topk_error else np.zeros((0, t.blocks)))
-        if t.loss_extremes is not None:
-            arrays["token_loss_extremes"] = t.loss_extremes
-    if evidence.documents is not None:
-        d = evidence.documents
-        arrays.update(doc_indices=d.indices, doc_bpd=d.bpd, doc_meta=np.asarray([d.N, d.tokens_scored]),
-                      doc_topk=np.asarray(sorted(d.topk_error)),
-                      doc_topk_error=np.stack([d.topk_error[k] for k in sorted(d.topk_error)]) if d.topk_error else np.zeros((0, d.n)))
-        if d.loss_extremes is not None:
-            arrays["doc_loss_extremes"] = d.loss_extremes
-    with open(path, "wb") as f:  # a file object: np.savez would append ".npz" to a temporary name
-        np.savez(f, **arrays)
-
-
-def load_evidence(path: Path, vocab_size: int | None = None) -> Evidence:
-    """The evidence file; V is the one stored in it (``vocab_size`` only for files written before it was)."""
-    with np.load(path) as z:
-        alphas = tuple(float(a) for a in z["alphas"])
-        if "vocab_size" in z:
-            vocab_size = int(z["vocab_size"])
-        if vocab_size is None:
-            raise BoundError(f"{path} does not record V and none was given.")
-        tokens = documents = None
-        if "token_loss" in z:
-            n, block, sampled = (int(v) for v in z["token_meta"])
-            topk = ({int(k): z["token_topk_error"][i] for i, k in enumerate(z["token_topk"])}
-                    if "token_topk" in z else {})
-            tokens = TokenEvidence(n=n, block_size=block, block_indices=z["token_block_indices"], sampled=bool(sampled),
-                                   loss=z["token_loss"], xi2=z["token_xi2"], topk_error=topk,
-                                   loss_extremes=z["token_loss_extremes"] if "token_loss_extremes" in z else None)
-        if "doc_bpd" in z:
-            N, scored = (int(v) for v in z["doc_meta"])
-            topk = {int(k): z["doc_topk_error"][i] for i, k in enumerate(z["doc_topk"])}
-            documents = DocumentEvidence(N=N, indices=z["doc_indices"], bpd=z["doc_bpd"], topk_error=topk,
-                                         tokens_scored=scored,
-                                         loss_extremes=z["doc_loss_extremes"] if "doc_loss_extremes" in z else None)
-    return Evidence(vocab_size=vocab_size, alphas=alphas, documents=documents, tokens=tokens)
 
 
 def vocab_record(model, data, config: RunConfig) -> dict[str, Any]:
@@ -227,7 +136,7 @@ def _quantize(model, data, config: RunConfig, continuous: dict, levels: int | No
     from sublora.bounds.qat import fine_tune
 
     b = config.bound
-    quantizer = _quantizer(config, levels)
+    quantizer = quantizer_for(config, levels)
     levels = quantizer.config.levels
     plain = {name: quantizer.quantize(t.double().numpy(), seed=b.seed + i)
              for i, (name, t) in enumerate(continuous.items())}
@@ -261,7 +170,7 @@ def _estimate_bound(model, data, config: RunConfig, quantized: dict[str, Quantiz
 
     b = config.bound
     V = vocab_record(model, data, config)["V"]
-    _load_quantized(model, quantized)
+    load_quantized(model, quantized)
     tokens = score_token_blocks(model, data.train, config.model.block_size, tuple(b.alphas), b.search_blocks,
                                 seed=b.seed + 2, batch_size=b.batch_size, progress=progress, vocab=V,
                                 predict=predictor(model, dtype=b.dtype))  # the predictor to be certified
@@ -351,7 +260,6 @@ def _certify(run_dir: str | Path, progress: ProgressFactory | None, force: bool,
              overrides: dict[str, Any] | None, charge: bool) -> dict[str, Any]:
     from sublora.bounds.attempts import planned_attempts, record_attempt
     from sublora.bounds.sharded import record as scoring_record
-
     from sublora.core.checkpoint import read_checkpoint
     from sublora.core.overrides import apply_overrides
     from sublora.core.train import estimate_loss, load_trained
@@ -382,26 +290,26 @@ def _certify(run_dir: str | Path, progress: ProgressFactory | None, force: bool,
     unquantized = estimate_loss(model, data, config)
 
     # 1. quantize every hypothesis tensor (+ QAT, + levels search) and code it into the file the bound pays for
-    coder = _coder(config)
+    coder = coder_for(config)
     coder_checks(config, data)  # a coder's learned model that saw this data is refused before any work
     compression = compress(model, data, config, coder, progress)
     quantized = compression.quantized
     plain_loss = None
     if compression.qat:  # what QAT bought, on the same fixed batches as the other losses
-        _load_quantized(model, compression.plain)
+        load_quantized(model, compression.plain)
         plain_loss = estimate_loss(model, data, config)
 
     # Outputs go to temporary files, moved into place only once everything succeeded: a failure
     # (or an interrupt) midway never leaves a new model.slc beside an old certificate.
     with staged(rd.compressed, rd.root / "evidence.npz") as (tmp_model, tmp_evidence):
         code_bits = write_compressed(tmp_model, quantized, config.bound.coder, coder)
-        _load_quantized(model, quantized)
+        load_quantized(model, quantized)
         quantized_loss = estimate_loss(model, data, config)
 
         # 2. score the quantized model and compute every bound, at delta / k for k attempts on this run
         attempts = record_attempt(rd.root, config.bound)
         evidence = _collect_evidence(model, data, config, vocab["V"], progress)
-        _save_evidence(tmp_evidence, evidence)
+        save_evidence(tmp_evidence, evidence)
         fields = certificate_fields(config, model, data, quantized, code_bits, evidence, attempts)
 
     certificate = {
@@ -447,9 +355,3 @@ def _certify(run_dir: str | Path, progress: ProgressFactory | None, force: bool,
     return certificate
 
 
-def _load_quantized(model, quantized: dict) -> None:
-    """Put the quantized values of every hypothesis tensor into the model: the model that is certified."""
-    import torch
-
-    shapes = {name: t.shape for name, t in model.hypothesis().items()}
-    model.load_hypothesis({name: torch.from_numpy(q.values).reshape(shapes[name]) for name, q in quantized.items()})

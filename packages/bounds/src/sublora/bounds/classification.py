@@ -25,16 +25,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sublora.bounds.certify import (
+from sublora.bounds.certificates import (
     FORMAT,
-    _coder,
-    _load_quantized,
-    _quantizer,
-    _save_evidence,
+    coder_for,
     complexity_for,
     compute_bounds,
     headline_bound,
     load_evidence,
+    load_quantized,
+    quantizer_for,
+    save_evidence,
     sha256_array,
 )
 from sublora.bounds.container import read_compressed, write_compressed
@@ -67,7 +67,7 @@ def _load_run(path: Path, which: str | None = None):
     rd = RunDir(Path(path))
     if which == BEST_BASE or (which is None and not (rd.certificate.is_file() and rd.compressed.is_file())):
         return load_best(path)
-    from sublora.bounds.verify import load_certified
+    from sublora.bounds.certificates import load_certified
     from sublora.core.data.dataset import file_sha256
 
     model, config, _ = load_certified(path)
@@ -260,19 +260,19 @@ def certify_classification(rd: RunDir, config, model, task, train, val, base, pr
     from sublora.core.finetune.train import TRAIN_ACCURACY_EXAMPLES, accuracy, accuracy_index
 
     b = config.bound
-    quantizer = _quantizer(config)
+    quantizer = quantizer_for(config)
     continuous = {name: t.clone() for name, t in model.hypothesis().items()}
     quantized = {name: quantizer.quantize(t.double().numpy(), seed=b.seed + i)
                  for i, (name, t) in enumerate(continuous.items())}
-    coder = _coder(config)
+    coder = coder_for(config)
     task_record = _task_record(task)
     with staged(rd.compressed, rd.root / "evidence.npz") as (tmp_model, tmp_evidence):
         code_bits = write_compressed(tmp_model, quantized, b.coder, coder)
-        _load_quantized(model, quantized)
+        load_quantized(model, quantized)
         model.eval()
         attempts = record_attempt(rd.root, b)
         evidence = collect_evidence(model, train, config, task.num_classes)
-        _save_evidence(tmp_evidence, evidence)
+        save_evidence(tmp_evidence, evidence)
         fields = classification_fields(config, model, task_record, quantized, code_bits, evidence, attempts)
     quantized_accuracy = {"train": accuracy(model, train, accuracy_index(len(train), config.train.seed)),
                           "val": accuracy(model, val)}
@@ -330,37 +330,37 @@ def verify_classification(run_dir: str | Path, rescore_mode: str = "quick", seed
 def _verify(rd: RunDir, manifest: dict[str, Any], rescore_mode: str, seed: int | None,
             tolerance: float) -> list[str]:
     from sublora.bounds.attempts import distinct_attempts, read_ledger, summary
+    from sublora.bounds.certificates import RESCORE_MODES, need, read_certificate, refuse_differences
     from sublora.bounds.rescore import ATOL, RTOL
-    from sublora.bounds.verify import RESCORE_MODES, _need, _read_certificate, _refuse_differences
     from sublora.core.data.dataset import file_sha256
     from sublora.core.errors import ConfigError
     from sublora.core.finetune.config import FinetuneConfig
 
     if rescore_mode not in RESCORE_MODES:
         raise ConfigError(f"Unknown re-scoring mode {rescore_mode!r}.", hint=f"Choose one of {', '.join(RESCORE_MODES)}.")
-    cert = _read_certificate(rd)
+    cert = read_certificate(rd)
     if cert.get("kind") != KIND:
         raise VerificationError(f"{rd.certificate} is not a classification certificate (kind {cert.get('kind')!r}) "
                                 "but the run is a finetuning run.", hint=REBOUND)
     checks = []
 
     # 1. the run: manifest self-consistent, certificate of this run, checkpoint unchanged
-    stored = _need(manifest, "config", "manifest.json")
+    stored = need(manifest, "config", "manifest.json")
     own = config_sha256(stored)
-    if own != _need(manifest, "config_sha256", "manifest.json"):
+    if own != need(manifest, "config_sha256", "manifest.json"):
         raise VerificationError(f"{rd.manifest}: config_sha256 is not the hash of its config (one of them was edited).")
-    if _need(cert, "run.config_sha256") != own:
+    if need(cert, "run.config_sha256") != own:
         raise VerificationError("The certificate was made for another config than this run's manifest.", hint=REBOUND)
     checkpoint = rd.root / CHECKPOINT
-    if not checkpoint.is_file() or file_sha256(checkpoint) != _need(cert, "run.checkpoint_sha256"):
+    if not checkpoint.is_file() or file_sha256(checkpoint) != need(cert, "run.checkpoint_sha256"):
         raise VerificationError(f"{checkpoint} is missing or changed since the certificate was written.", hint=REBOUND)
     config = FinetuneConfig.from_dict(stored)
-    recorded = _need(cert, "run.base")
+    recorded = need(cert, "run.base")
     task, model, base, train, val = _prepare(config, recorded.get("model") if isinstance(recorded, dict) else None)
-    if task.sha256() != _need(cert, "run.task_sha256"):
+    if task.sha256() != need(cert, "run.task_sha256"):
         raise VerificationError(f"The task {task.name!r} rebuilt here differs from the certified examples "
                                 "(its files or options changed).", hint="Restore the task's data.")
-    if base.identity != _need(cert, "run.base"):
+    if base.identity != need(cert, "run.base"):
         raise VerificationError(f"The base model rebuilt here ({base.identity}) is not the certified run's "
                                 f"({cert['run']['base']}).", hint="Restore the base model the run was finetuned from.")
     checks.append(f"certificate belongs to this finetuning run (config, checkpoint, {len(train)} + {len(val)} "
@@ -368,23 +368,23 @@ def _verify(rd: RunDir, manifest: dict[str, Any], rescore_mode: str, seed: int |
 
     # 2. the compressed file: the bits charged, decoded to the certified values
     path = rd.compressed
-    if _need(cert, "compressed_file") != path.name or not path.is_file():
+    if need(cert, "compressed_file") != path.name or not path.is_file():
         raise VerificationError(f"Compressed model {path} is missing.", hint=REBOUND)
-    if file_sha256(path) != _need(cert, "compressed_sha256"):
+    if file_sha256(path) != need(cert, "compressed_sha256"):
         raise VerificationError(f"{path} does not match the certificate's sha256 (corrupted or replaced).",
                                 hint=REBOUND)
     code_bits = 8 * path.stat().st_size
     shapes = {name: int(t.numel()) for name, t in model.hypothesis().items()}
-    decoded = read_compressed(path, shapes, _coder(config))
+    decoded = read_compressed(path, shapes, coder_for(config))
     for name, q in decoded.items():
-        entry = _need(cert, "hypothesis").get(name)
+        entry = need(cert, "hypothesis").get(name)
         if not isinstance(entry, dict) or sha256_array(q.values) != entry.get("values_sha256"):
             raise VerificationError(f"Decoded tensor {name!r} differs from the certified quantized values.")
     checks.append(f"compressed file {path.name}: sha256 matches, {code_bits} bits, decodes to the certified values")
 
     # 3. the evidence: the file certified, the seeded sample of training examples
     evidence_path = rd.root / "evidence.npz"
-    if not evidence_path.is_file() or file_sha256(evidence_path) != _need(cert, "evidence_sha256"):
+    if not evidence_path.is_file() or file_sha256(evidence_path) != need(cert, "evidence_sha256"):
         raise VerificationError(f"{evidence_path} is missing or changed since the certificate was written.",
                                 hint=REBOUND)
     C = task.num_classes
@@ -405,11 +405,11 @@ def _verify(rd: RunDir, manifest: dict[str, Any], rescore_mode: str, seed: int |
     if not distinct_attempts(read_ledger(rd.root)):
         raise VerificationError(f"{rd.root / 'bound_attempts.jsonl'} is missing or empty.",
                                 hint="Restore it; it is append-only.")
-    _load_quantized(model, decoded)
+    load_quantized(model, decoded)
     model.eval()
     expected = classification_fields(config, model, _task_record(task), decoded, code_bits, evidence,
                                      summary(rd.root, config.bound))
-    _refuse_differences(expected, cert, "what its file, settings, task and evidence give", tolerance)
+    refuse_differences(expected, cert, "what its file, settings, task and evidence give", tolerance)
     head = expected["headline"]
     value = "none" if head.get("value") is None else f"{head['value']:.4f}"
     checks.append(f"recomputed {len(expected['bounds'])} bounds, the headline ({head.get('name')} <= {value}; "

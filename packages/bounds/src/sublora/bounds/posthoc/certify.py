@@ -87,7 +87,7 @@ def posthoc_fields(settings: PosthocSettings, block_size: int, arch_bits: int, c
                    vocab: dict[str, Any], evidence, attempts: dict[str, Any]) -> dict[str, Any]:
     """Every certificate field that follows from the two files, the settings, the evidence and the ledger:
     what ``bound_model`` writes and ``verify`` recomputes, from this one function."""
-    from sublora.bounds.certify import compute_bounds, headline_bound
+    from sublora.bounds.certificates import compute_bounds, headline_bound
     from sublora.bounds.prior import complexity as make_complexity
 
     config = scoring_config(settings, block_size)
@@ -163,7 +163,8 @@ def _no_progress(_: str):
 def _bound_model(model_dir: Path, data_arg, out: Path, settings: PosthocSettings, tokenizer, data_overrides,
                  charge: bool, trust_tokenizer: bool, progress) -> dict[str, Any]:
     from sublora.bounds.attempts import planned_attempts, record_attempt
-    from sublora.bounds.certify import FORMAT, _collect_evidence, _save_evidence, check_evaluation_sizes, vocab_record
+    from sublora.bounds.certificates import FORMAT, save_evidence
+    from sublora.bounds.certify import _collect_evidence, check_evaluation_sizes, vocab_record
     from sublora.bounds.posthoc.compress import quantize_and_write, read_into, tensor_list
     from sublora.bounds.posthoc.data import check_tokenizer, open_data
     from sublora.bounds.posthoc.predictor import CausalLMPredictor, load_causal_lm
@@ -215,7 +216,7 @@ def _bound_model(model_dir: Path, data_arg, out: Path, settings: PosthocSettings
         t1 = time.perf_counter()
         evidence = _collect_evidence(predictor, data, config, vocab["V"], progress)
         t_score = time.perf_counter() - t1
-        _save_evidence(tmp_evidence, evidence)
+        save_evidence(tmp_evidence, evidence)
         tmp_arch.write_bytes(arch_data)
         fields = posthoc_fields(settings, block, architecture_bits(arch_data), stats["code_bits"],
                                 stats["parameters"], vocab, evidence, attempts)

@@ -41,7 +41,8 @@ def verify_posthoc(run_dir: str | Path, rescore_mode: str = "quick", seed: int |
 
 def _verify(out: Path, rescore_mode: str, seed: int | None, tolerance: float | None) -> list[str]:
     from sublora.bounds.attempts import LEDGER, distinct_attempts, read_ledger, summary
-    from sublora.bounds.certify import FORMAT, load_evidence, vocab_record
+    from sublora.bounds.certificates import FORMAT, RESCORE_MODES, TOLERANCE, load_evidence, need, refuse_differences
+    from sublora.bounds.certify import vocab_record
     from sublora.bounds.posthoc.certify import (
         ARCH_FILE,
         architecture_bits,
@@ -53,7 +54,6 @@ def _verify(out: Path, rescore_mode: str, seed: int | None, tolerance: float | N
     from sublora.bounds.posthoc.predictor import CausalLMPredictor
     from sublora.bounds.posthoc.settings import PosthocSettings
     from sublora.bounds.rescore import choose, draws_match, rescore
-    from sublora.bounds.verify import RESCORE_MODES, TOLERANCE, _need, _refuse_differences
     from sublora.core.data import PreparedData
     from sublora.core.data.dataset import file_sha256
     from sublora.core.registry import registry
@@ -69,7 +69,7 @@ def _verify(out: Path, rescore_mode: str, seed: int | None, tolerance: float | N
         raise VerificationError(f"certificate.json has format {cert.get('format')!r}, expected {FORMAT!r}.")
     checks = []
     try:
-        settings = PosthocSettings.model_validate(_need(cert, "settings"))
+        settings = PosthocSettings.model_validate(need(cert, "settings"))
     except Exception as exc:  # noqa: BLE001 - any validation failure means the settings were edited
         raise VerificationError(f"certificate.json's settings are not valid post-hoc settings: {exc}", hint=REBOUND) from exc
 
@@ -78,26 +78,26 @@ def _verify(out: Path, rescore_mode: str, seed: int | None, tolerance: float | N
     for path, key in ((arch_path, "architecture_sha256"), (slc, "compressed_sha256")):
         if not path.is_file():
             raise VerificationError(f"{path} is missing: the certificate pays for its bits.", hint=REBOUND)
-        if file_sha256(path) != _need(cert, key):
+        if file_sha256(path) != need(cert, key):
             raise VerificationError(f"{path} does not match the certificate's sha256 (corrupted or replaced).",
                                     hint=REBOUND)
     code_bits = 8 * slc.stat().st_size
     arch_bits = architecture_bits(arch_path.read_bytes())
-    if code_bits != _need(cert, "code_bits") or arch_bits != _need(cert, "architecture_bits"):
+    if code_bits != need(cert, "code_bits") or arch_bits != need(cert, "architecture_bits"):
         raise VerificationError(f"model.slc has {code_bits} bits and {ARCH_FILE} codes to {arch_bits}; the certificate "
                                 f"charges {cert['code_bits']} and {cert['architecture_bits']}.", hint=REBOUND)
     checks.append(f"{ARCH_FILE} ({arch_bits} bits coded) and model.slc ({code_bits} bits): sha256 and sizes match")
 
     # 2. the data, byte for byte
-    data = PreparedData.open(Path(_need(cert, "data.dir")))
+    data = PreparedData.open(Path(need(cert, "data.dir")))
     data.verify_hashes()
-    if data.meta.get("sha256") != _need(cert, "data.sha256"):
+    if data.meta.get("sha256") != need(cert, "data.sha256"):
         raise VerificationError(f"The prepared data in {data.path} is not the data the certificate was computed on.")
     checks.append(f"data {data.path}: train.bin / val.bin hashes match the certificate")
 
     # 3. the certified model: the architecture rebuilt, model.slc decoded into it entry by entry
     net = build_from_architecture(json.loads(arch_path.read_text()))
-    if tensor_list(net) != _need(cert, "tensors"):
+    if tensor_list(net) != need(cert, "tensors"):
         raise VerificationError(f"The network {ARCH_FILE} builds has other tensors than the certificate lists.",
                                 hint="Was it computed with another transformers version? " + REBOUND)
     coder = registry("coder").config(settings.bound.coder, settings.bound.coder_options).build()
@@ -107,10 +107,10 @@ def _verify(out: Path, rescore_mode: str, seed: int | None, tolerance: float | N
                   f"rebuilt {cert.get('model', {}).get('model_type')} network")
 
     # 4. the evidence: the file certified, the sample the settings draw
-    block = int(_need(cert, "block_size"))
+    block = int(need(cert, "block_size"))
     config = scoring_config(settings, block)
     evidence_path = out / "evidence.npz"
-    if not evidence_path.is_file() or file_sha256(evidence_path) != _need(cert, "evidence_sha256"):
+    if not evidence_path.is_file() or file_sha256(evidence_path) != need(cert, "evidence_sha256"):
         raise VerificationError(f"{evidence_path} is missing or changed since the certificate was written.",
                                 hint=REBOUND)
     evidence = load_evidence(evidence_path)
@@ -124,7 +124,7 @@ def _verify(out: Path, rescore_mode: str, seed: int | None, tolerance: float | N
     attempts = summary(out, settings)
     parameters = sum(p.numel() for p in net.parameters())
     expected = posthoc_fields(settings, block, arch_bits, code_bits, parameters, vocab, evidence, attempts)
-    _refuse_differences(expected, cert, "what its files, settings and evidence give", tolerance)
+    refuse_differences(expected, cert, "what its files, settings and evidence give", tolerance)
     head = expected["headline"]
     value = "none" if head.get("value") is None else f"{head['value']:.4f}"
     checks.append(f"recomputed {len(expected['bounds'])} bounds (every key), the headline ({head.get('name')} <= "
