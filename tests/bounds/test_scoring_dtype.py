@@ -119,3 +119,31 @@ def test_certificates_that_score_in_float32_refuse_the_option(make):
             FinetuneConfig.from_dict({"bound": {"dtype": "bfloat16"}})
         else:
             PosthocSettings.from_overrides({"bound.dtype": "bfloat16"})
+
+
+def test_bfloat16_scores_do_not_depend_on_batch_composition_or_threads(bf16_run):
+    """verify re-scores a random part of the evidence in other batches than certify did: in bf16 as in float32,
+    a block's scores must not depend on its batch (what verify's "same device" statement says)."""
+    from sublora.bounds.evaluate import score_token_blocks
+    from sublora.bounds.inference import predictor
+
+    model, config, data = load_certified(bf16_run)
+    tokens = load_evidence(bf16_run / "evidence.npz").tokens
+    blocks = np.asarray(tokens.block_indices)
+    predict = predictor(model, dtype="bfloat16")
+    order = np.random.default_rng(0).permutation(len(blocks))
+    threads = torch.get_num_threads()
+    try:
+        for batch_size, n_threads in ((5, 1), (len(blocks), 2)):
+            torch.set_num_threads(n_threads)
+            again = score_token_blocks(model, data.train, tokens.block_size, config.bound.alphas, None, seed=0,
+                                       batch_size=batch_size, _indices=blocks[order], vocab=model_vocab(bf16_run),
+                                       predict=predict, topk=tuple(sorted(tokens.topk_error)))
+            np.testing.assert_array_equal(again.loss, tokens.loss[:, order])
+            np.testing.assert_array_equal(again.xi2, tokens.xi2[:, order])
+    finally:
+        torch.set_num_threads(threads)
+
+
+def model_vocab(run) -> int:
+    return json.loads((run / "certificate.json").read_text())["vocab"]["V"]
