@@ -6,9 +6,9 @@ pyproject's addopts run `pytest` as `-n 2 --dist loadscope --no-loadscope-reorde
   except that modules naming one of the session-wide runs of ``SHARED_RUNS`` form one unit per run (it
   is trained once, on one worker). pytest-xdist's own `loadgroup` cannot do this under pytest 9: the
   group it appends to ``item._nodeid`` no longer reaches ``item.nodeid``;
-- on a worker, modules are collected in order of how many `slow` tests they hold, then of how many
-  tests they hold, and the scheduler hands out units in that order (a long unit started last would
-  leave the other core idle at the end);
+- on a worker, modules are collected in order of how many `slow` tests they hold (when none is
+  selected, `-m "not slow"`, of how many tests they hold), and the scheduler hands out units in that
+  order (a long unit started last would leave the other core idle at the end);
 - without pytest-xdist (`-p no:xdist`, or not installed) `-n`, `--dist` and `--no-loadscope-reorder`
   are accepted and ignored: the suite runs in one process, in file order.
 """
@@ -79,5 +79,6 @@ def pytest_collection_modifyitems(config, items):
     if os.environ.get("PYTEST_XDIST_WORKER"):  # the scheduler hands out units in the workers' collection order
         unit = {item.nodeid: work_unit(item.nodeid.split("::", 1)[0]) for item in items}
         slow = Counter(unit[item.nodeid] for item in items if item.get_closest_marker("slow"))
-        size = Counter(unit.values())  # among units without slow tests (`-m "not slow"`), the larger first
+        # `-m "not slow"` (no slow test selected): the larger units first; otherwise file order after the slow count
+        size = Counter(unit.values()) if not slow else Counter()
         items.sort(key=lambda item: (-slow[unit[item.nodeid]], -size[unit[item.nodeid]]))  # stable within a unit
