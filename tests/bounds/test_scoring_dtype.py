@@ -145,5 +145,23 @@ def test_bfloat16_scores_do_not_depend_on_batch_composition_or_threads(bf16_run)
         torch.set_num_threads(threads)
 
 
+def test_bfloat16_document_scores_do_not_depend_on_their_batch(bf16_run):
+    """Documents share padded batches of varying length: each one's bf16 scores stay those of the evidence."""
+    from sublora.bounds.evaluate import score_documents
+    from sublora.bounds.inference import predictor
+
+    model, config, data = load_certified(bf16_run)
+    docs = load_evidence(bf16_run / "evidence.npz").documents
+    starts, ends = data.doc_bounds("train")
+    predict = predictor(model, dtype="bfloat16")
+    T = config.model.block_size
+    for batch_size, order in ((1, slice(None, None, -1)), (3, slice(None))):
+        chosen = np.asarray(docs.indices)[order]
+        again = score_documents(model, data.train, starts, ends, data.eot_id, T, config.bound.doc_stride or T,
+                                config.bound.alphas, tuple(sorted(docs.topk_error)), len(chosen), seed=0,
+                                batch_size=batch_size, vocab=model_vocab(bf16_run), _indices=chosen, predict=predict)
+        np.testing.assert_array_equal(again.bpd, np.asarray(docs.bpd)[:, order])
+
+
 def model_vocab(run) -> int:
     return json.loads((run / "certificate.json").read_text())["vocab"]["V"]
