@@ -23,4 +23,7 @@ PIP=(.venv/bin/python -m pip install --disable-pip-version-check -q)
     -e "packages/cli[test,slurm]" \
     -e "packages/lmgc[digits,baselines,test]" \
     -e "plugins_example[test]"
+# Editable installs leave the sources uncompiled; where PYTHONDONTWRITEBYTECODE is set, every process
+# (each CLI call, each test subprocess) would compile them again: compile them once here.
+.venv/bin/python -m compileall -q -j 0 packages plugins_example > /dev/null
 echo "sublora installed in .venv: try .venv/bin/sublora --help"
