@@ -5,12 +5,14 @@ verify re-scores in it and notices float32 scores, export stores its weights, th
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import torch
-
 from sublora.bounds.attempts import settings_sha256
 from sublora.bounds.certify import certify, load_evidence
 from sublora.bounds.verify import load_certified, verify
@@ -165,3 +167,10 @@ def test_bfloat16_document_scores_do_not_depend_on_their_batch(bf16_run):
 
 def model_vocab(run) -> int:
     return json.loads((run / "certificate.json").read_text())["vocab"]["V"]
+
+
+def test_show_names_the_bf16_predictor(bf16_run):
+    shown = subprocess.run([sys.executable, "-m", "sublora.cli", "show", str(bf16_run)], capture_output=True,
+                           text=True, timeout=120, env={**os.environ, "COLUMNS": "200"})
+    assert shown.returncode == 0, shown.stderr
+    assert "predictor: the merged network computing in bfloat16" in shown.stdout
