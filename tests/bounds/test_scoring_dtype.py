@@ -169,6 +169,7 @@ def model_vocab(run) -> int:
     return json.loads((run / "certificate.json").read_text())["vocab"]["V"]
 
 
+@pytest.mark.slow  # a CLI subprocess
 def test_show_names_the_bf16_predictor(bf16_run):
     shown = subprocess.run([sys.executable, "-m", "sublora.cli", "show", str(bf16_run)], capture_output=True,
                            text=True, timeout=120, env={**os.environ, "COLUMNS": "200"})
