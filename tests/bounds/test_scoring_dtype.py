@@ -37,8 +37,7 @@ def _by_hand(run, dtype: torch.dtype, blocks: np.ndarray) -> np.ndarray:
     from sublora.bounds.inference import merged_network
 
     model, config, data = load_certified(run)
-    cert = json.loads((run / "certificate.json").read_text())
-    V, T = cert["vocab"]["V"], config.model.block_size
+    V, T = model_vocab(run), config.model.block_size
     net = merged_network(model).to(dtype)
     x = torch.from_numpy(np.stack([np.asarray(data.train[b * T: (b + 1) * T + 1], dtype=np.int64) for b in blocks]))
     with torch.no_grad():

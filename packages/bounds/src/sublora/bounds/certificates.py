@@ -140,6 +140,12 @@ def load_quantized(model, quantized: dict) -> None:
     model.load_hypothesis({name: torch.from_numpy(q.values).reshape(shapes[name]) for name, q in quantized.items()})
 
 
+def certified_dtype(cert: dict[str, Any]) -> str:
+    """The certified predictor's arithmetic (``bound.dtype``, docs/bounds.md section 2); older certificates:
+    float32."""
+    return (cert.get("bound_settings") or {}).get("dtype", "float32")
+
+
 def need(data: Any, path: str, where: str = "certificate.json") -> Any:
     """``data[a][b]...`` for path "a.b...", or a VerificationError naming the missing key."""
     for key in path.split("."):

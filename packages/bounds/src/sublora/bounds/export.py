@@ -108,13 +108,10 @@ def write_tokenizer(out: Path, meta: dict[str, Any]) -> dict[str, Any]:
     return info
 
 
-def _certified_dtype(cert: dict[str, Any]) -> str:
-    """The certified predictor's arithmetic (``bound.dtype``); certificates from before it: float32."""
-    return (cert.get("bound_settings") or {}).get("dtype", "float32")
-
-
 def _arithmetic(cert: dict[str, Any]) -> str:
-    dtype = _certified_dtype(cert)
+    from sublora.bounds.certificates import certified_dtype
+
+    dtype = certified_dtype(cert)
     if dtype == "float32":
         return ""
     return (f" The certified predictor computes in {dtype} (`bound.dtype`), so the weights are stored in {dtype}, "
@@ -172,8 +169,8 @@ Tokenization: {tokenizer['how']}. End of text: id {tokenizer['eot_id']}; vocabul
 
 def export_hf(run_dir: str | Path, out_dir: str | Path, force: bool = False) -> dict[str, Any]:
     """Write the certified model of ``run_dir`` to ``out_dir`` as Hugging Face weights; return a summary."""
+    from sublora.bounds.certificates import certified_dtype, load_certified
     from sublora.bounds.certify import vocab_record
-    from sublora.bounds.verify import load_certified
     from sublora.core.build import as_hf
     from transformers.utils import logging as hf_logging
 
@@ -187,10 +184,10 @@ def export_hf(run_dir: str | Path, out_dir: str | Path, force: bool = False) -> 
     manifest = read_json(run_dir / "manifest.json")
     record = vocab_record(model, data, config)
     merged = export_network(model, vocab=record["V"] if record["rule"] == "tokenizer" else None)
-    if _certified_dtype(cert) != "float32":  # the weights the certified predictor computed with
+    if (dtype := certified_dtype(cert)) != "float32":  # the weights the certified predictor computed with
         import torch
 
-        merged = merged.to(getattr(torch, _certified_dtype(cert)))
+        merged = merged.to(getattr(torch, dtype))
     out.mkdir(parents=True, exist_ok=True)
     merged.generation_config.eos_token_id = data.eot_id
     merged.generation_config.bos_token_id = data.eot_id

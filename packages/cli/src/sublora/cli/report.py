@@ -61,7 +61,8 @@ def print_certificate(cert: dict[str, Any], title: str = "Generalization bounds"
         f"train (quantized) {losses['quantized_train']:.4f}",
         highlight=False,
     )
-    dtype = (cert.get("bound_settings") or {}).get("dtype", "float32")
-    if dtype != "float32":  # another predictor than the float32 model: say so next to the numbers
+    from sublora.bounds.certificates import certified_dtype
+
+    if (dtype := certified_dtype(cert)) != "float32":  # another predictor than the float32 model: say so next to the numbers
         out.print(f"predictor: the merged network computing in {dtype} (bound.dtype; docs/bounds.md section 2)",
                   highlight=False)
