@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -94,6 +95,14 @@ def base_state(shape: GPT2Shape, seed: int) -> dict[str, torch.Tensor]:
             state[f"transformer.h.{i}.{ln}.weight"], state[f"transformer.h.{i}.{ln}.bias"] = torch.ones(C), torch.zeros(C)
     state["transformer.ln_f.weight"], state["transformer.ln_f.bias"] = torch.ones(C), torch.zeros(C)
     return state
+
+
+def load_drawn(module: torch.nn.Module, state: dict[str, torch.Tensor], prefix: str = "",
+               keeps_own: Callable[[str], bool] = lambda name: False) -> None:
+    """Load tensors drawn here into ``module`` by name (``prefix`` + name): every one must land, and only the
+    module tensors ``keeps_own`` names may keep the module's own init (e.g. a head tied to ``wte``)."""
+    missing, unexpected = module.load_state_dict({prefix + k: v for k, v in state.items()}, strict=False)
+    assert not unexpected and all(keeps_own(name) for name in missing), (missing, unexpected)
 
 
 def lora_state(shape: GPT2Shape, targets: str, r: int, seed: int) -> dict[str, torch.Tensor]:

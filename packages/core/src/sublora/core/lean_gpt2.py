@@ -375,19 +375,17 @@ def build_lean(impl, config, lora, vocab_size: int, eot_id: int):
 def random_lean(config, lora, vocab_size: int) -> LeanLoraGPT2:
     """The randomly initialized GPT-2 of ``config`` with LoRA: the tensors ``model.impl=hf`` builds, bit for bit
     (the base init loaded before LoRA wraps its layers, as ``build_base_model`` then ``add_lora`` do)."""
-    from sublora.core.gpt2_init import base_state, lora_state
+    from sublora.core.gpt2_init import base_state, load_drawn, lora_state
     from sublora.core.model import gpt2_shape, lora_targets
 
     shape, dims, targets = gpt2_shape(config, vocab_size), config.shape(), lora_targets(lora)
     with torch.random.fork_rng(devices=[]):  # the modules' own init draws: overwritten, and the caller's RNG untouched
         model = LeanGPT2(vocab_size, config.block_size, dims["n_embd"], dims["n_layer"], dims["n_head"],
                          dropout=config.dropout)
-    missing, unexpected = model.load_state_dict(base_state(shape, config.init_seed), strict=False)
-    assert not unexpected and set(missing) <= {"lm_head.weight"}, (missing, unexpected)  # the head is tied to wte
+    load_drawn(model, base_state(shape, config.init_seed), keeps_own=lambda name: name == "lm_head.weight")  # tied
     net = wrap_lora(model, targets, lora.r, lora.alpha, lora.dropout)
     adapters = lora_state(shape, targets, lora.r, config.init_seed + 1)
-    missing, unexpected = net.load_state_dict({f"base_model.model.{k}": v for k, v in adapters.items()}, strict=False)
-    assert not unexpected and not any(".lora_" in k for k in missing), (missing, unexpected)
+    load_drawn(net, adapters, "base_model.model.", keeps_own=lambda name: ".lora_" not in name)  # base: loaded above
     for name, p in net.named_parameters():
         p.requires_grad_(".lora_A." in name or ".lora_B." in name)
     return net

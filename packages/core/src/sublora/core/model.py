@@ -28,7 +28,7 @@ def build_base_model(config: ModelConfig, vocab_size: int, eot_id: int):
     from transformers import GPT2Config, GPT2LMHeadModel
     from transformers.utils import logging as hf_logging
 
-    from sublora.core.gpt2_init import base_state
+    from sublora.core.gpt2_init import base_state, load_drawn
 
     hf_logging.set_verbosity_error()
     if config.pretrained is not None:
@@ -68,8 +68,8 @@ def build_base_model(config: ModelConfig, vocab_size: int, eot_id: int):
     with torch.random.fork_rng(devices=[]):
         model = GPT2LMHeadModel(gpt_config)
     # sublora draws the init itself (transformers' draws, in its order): the same weights whatever transformers does
-    missing, unexpected = model.load_state_dict(base_state(gpt2_shape(config, vocab_size), config.init_seed), strict=False)
-    assert not unexpected and set(missing) <= {"lm_head.weight"}, (missing, unexpected)  # the head is tied to wte
+    load_drawn(model, base_state(gpt2_shape(config, vocab_size), config.init_seed),
+               keeps_own=lambda name: name == "lm_head.weight")  # the head is tied to wte
     return model
 
 
@@ -101,7 +101,7 @@ def add_lora(model, config: LoraConfig, init_seed: int):
     from peft import LoraConfig as PeftLoraConfig
     from peft import get_peft_model
 
-    from sublora.core.gpt2_init import GPT2Shape, lora_state
+    from sublora.core.gpt2_init import GPT2Shape, load_drawn, lora_state
 
     peft_config = PeftLoraConfig(
         r=config.r,
@@ -116,8 +116,7 @@ def add_lora(model, config: LoraConfig, init_seed: int):
         net = get_peft_model(model, peft_config)
     # sublora draws LoRA's init itself (peft's draws, in its order): the same adapters whatever peft does
     state = lora_state(GPT2Shape.of(model.config), peft_config.target_modules, config.r, init_seed + 1)
-    missing, unexpected = net.load_state_dict({f"base_model.model.{k}": v for k, v in state.items()}, strict=False)
-    assert not unexpected and not any("lora_" in k for k in missing), (missing, unexpected)
+    load_drawn(net, state, "base_model.model.", keeps_own=lambda name: ".lora_" not in name)  # base: the caller's
     return net
 
 
