@@ -72,7 +72,7 @@ def _kaiming(rows: int, cols: int) -> torch.Tensor:
 
 def base_state(shape: GPT2Shape, seed: int) -> dict[str, torch.Tensor]:
     """The randomly initialized GPT2LMHeadModel's parameters (transformers' names, head tied: not listed)."""
-    C, P, V, inner = shape.n_embd, shape.n_positions, shape.vocab_size, shape.inner
+    C, P, V = shape.n_embd, shape.n_positions, shape.vocab_size
     residual_std = INITIALIZER_RANGE / math.sqrt(2 * shape.n_layer)
     conv = [(name, (n_in, n_out)) for name, n_in, n_out in shape.linear_layers()[:-1]]
     state: dict[str, torch.Tensor] = {}
