@@ -182,6 +182,18 @@ def test_suite_passes_a_correct_projector():
     check_projector(_config(GoodDense), 60, 12)
 
 
+class SlightlyUnscaled(GoodDense):
+    gain = 1.3**0.5  # E||P w||^2 / ||w||^2 = 1.3, just outside 1 +- 0.2
+
+
+@pytest.mark.parametrize("d", [12, 40], ids=["d<=samples: exact in w", "d>samples: sampled w"])
+def test_scale_check_catches_a_small_miscaling_on_both_paths(d):
+    """check_scale averages exactly over w for a small linear P and samples w otherwise: both see a 1.3."""
+    check_scale(_config(GoodDense), 60, d)
+    with pytest.raises(AssertionError, match=r"= 1\.[23]\d\d over 32 seeds"):
+        check_scale(_config(SlightlyUnscaled), 60, d)
+
+
 class Tanh(GoodDense):
     linear = False
 
