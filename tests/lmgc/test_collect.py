@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 
 import numpy as np
 import pytest
 import torch
 
-pytest.importorskip("sklearn")
+# skipped without scikit-learn, found without importing it (its import costs each test worker ~1 s)
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("sklearn") is None,
+                                reason="needs scikit-learn (sublora-lmgc[digits])")
 
 from sublora.core.errors import DataError, RunDirError
 from sublora.lmgc.collect import collect, load_digits, make_config

@@ -3,12 +3,11 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 
 import numpy as np
 import pytest
-
-pytest.importorskip("sklearn")
 
 from sublora.core.errors import ConfigError, DataError
 from sublora.core.registry import registry
@@ -17,7 +16,10 @@ from sublora.lmgc.collect import collect, make_config
 from sublora.lmgc.gradients import raw_bytes
 from sublora.lmgc.serialize import CHUNK, deserialize, serialize_stream, unchunk
 
-pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+# skipped without scikit-learn, found without importing it (its import costs each test worker ~1 s)
+pytestmark = [pytest.mark.filterwarnings("ignore::UserWarning"),
+              pytest.mark.skipif(importlib.util.find_spec("sklearn") is None,
+                                 reason="needs scikit-learn (sublora-lmgc[digits])")]
 
 
 @pytest.fixture(scope="module")
