@@ -228,12 +228,80 @@ def test_stopping_a_slurm_sweep_cancels_its_jobs_or_leaves_them_running_when_tol
     ended = []
     timer = threading.Timer(0.5, launcher.stop)
     timer.start()
-    launcher.launch([sweep.task(ps) for ps in sweep.points.values()], lambda t, j: None,
+    launcher.launch([sweep.task(ps) for ps in sweep.points.values()], lambda t, j, waiting=False: None,
                     lambda t, code, error: ended.append((t.name, code, error)))
     assert [j.cancelled for j in fake.jobs] == [cancel, cancel]
     assert [name for name, _, _ in ended] == ["a", "b"] and all(code is None for _, code, _ in ended)
     if not cancel:
         assert "left running (cancel_on_stop: false)" in ended[0][2]
+
+
+class ScriptedJob(FakeJob):
+    """A job whose scheduler state is the next of ``states`` at each read; done after 'COMPLETED' is read."""
+
+    def __init__(self, job_id, states):
+        super().__init__(job_id)
+        self.states, self.last = list(states), None
+
+    @property
+    def state(self):
+        self.last = self.states.pop(0) if self.states else self.last
+        return self.last
+
+    def done(self):
+        return self.last == "COMPLETED"
+
+    def result(self):
+        return 0
+
+
+def test_a_slurm_point_is_submitted_until_its_job_runs_and_again_when_it_is_requeued(tmp_path, text_corpus):
+    """Waiting in the queue, running, requeued (preempted) and running again: the sweep hears each change once."""
+    pytest.importorskip("submitit")
+    g = grid(text_corpus, resources={"time": 5}, axes=[{"name": "p", "values": {"a": {"sublora.seed": 0}}}])
+    launcher = make_launcher("slurm", g)
+    launcher.config = launcher.config.model_copy(update={"poll_seconds": 0.01})
+    fake = FakeExecutor()
+    fake.submit = lambda fn: fake.jobs.append(ScriptedJob("7", ["PENDING", "PENDING", "RUNNING", "RUNNING", "PENDING",
+                                                               "RUNNING", "COMPLETED"])) or fake.jobs[-1]
+    launcher._executor = lambda folder: fake
+    sweep = Sweep(g, tmp_path / "out", launcher=launcher)
+    heard = []
+
+    def started(task, job, *, waiting=False):
+        sweep._started(task, job, waiting=waiting)
+        ps = sweep.points[task.name]
+        heard.append((job, waiting, ps.state, ps.started is not None))
+
+    launcher.launch([sweep.task(ps) for ps in sweep.points.values()], started,
+                    lambda t, code, error: heard.append(("end", code)))
+    assert heard == [("7", True, "submitted", False), ("7", False, "running", True), ("7", True, "submitted", True),
+                     ("7", False, "running", True), ("end", 0)]
+
+
+def test_the_sweep_shows_a_waiting_job_as_submitted_with_its_id_and_times_a_requeued_one_from_its_first_start(
+        tmp_path, text_corpus):
+    from rich.console import Console
+
+    from sublora.cli.commands.sweep import render
+
+    g = grid(text_corpus, resources={"time": 5})
+    sweep = Sweep(g, tmp_path / "out", launcher=make_launcher("slurm", g))
+    task = sweep.task(sweep.points["a"])
+    sweep._started(task, "41_0", waiting=True)
+    assert sweep.points["a"].state == "submitted" and sweep.points["a"].started is None
+    console = Console(width=200, record=True)
+    console.print(render(sweep))
+    assert "submitted (job 41_0)" in console.export_text()
+    assert json.loads((tmp_path / "out" / "sweep.json").read_text())["points"]["a"]["state"] == "submitted"
+    sweep._started(task, "41_0")
+    first = sweep.points["a"].started
+    assert sweep.points["a"].state == "running" and first is not None
+    sweep._started(task, "41_0", waiting=True)  # preempted and requeued
+    sweep._started(task, "41_0")
+    assert sweep.points["a"].started == first
+    sweep._started(sweep.task(sweep.points["b"]), "5")  # a launcher that never waits: running at once
+    assert sweep.points["b"].state == "running"
 
 
 def test_a_point_job_runs_the_command_into_the_log_and_requeues_itself_appending(tmp_path):

@@ -44,7 +44,7 @@ FINISHED = ("bounded", "verified")
 @dataclass
 class PointState:
     point: Point
-    state: str = "pending"  # pending | queued | running | done | failed | skipped | interrupted
+    state: str = "pending"  # pending | queued | submitted | running | done | failed | skipped | interrupted
     error: str | None = None
     seconds: float | None = None
     started: float | None = None
@@ -151,9 +151,15 @@ class Sweep:
         env = {"OMP_NUM_THREADS": str(self.threads), "MKL_NUM_THREADS": str(self.threads), "COLUMNS": "160"}
         return Task(name, tuple(cmd), env, self.out / "logs" / f"{name}.log", self.grid.resources_of(ps.point))
 
-    def _started(self, task: Task, job: str | None) -> None:
+    def _started(self, task: Task, job: str | None, *, waiting: bool = False) -> None:
+        """The launcher started the point, or (``waiting``) submitted it to a scheduler that has not run it yet."""
         ps = self.points[task.name]
-        ps.state, ps.started, ps.error, ps.seconds = "running", time.time(), None, None
+        if waiting:
+            ps.state, ps.error = "submitted", None
+        else:  # a requeued job keeps its first start
+            requeued = ps.state == "submitted" and ps.started is not None
+            ps.state, ps.error, ps.seconds = "running", None, None
+            ps.started = ps.started if requeued else time.time()
         ps.job, ps.launcher = job, self.launcher.config.spec
         self.save()
 

@@ -23,7 +23,7 @@ import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, ClassVar
+from typing import Any, Callable, ClassVar, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -110,8 +110,16 @@ class Task:
     resources: Resources = field(default_factory=Resources)
 
 
-#: started(task, job_id): the task began (job_id: the scheduler's id, or the local pid, as text)
-Started = Callable[[Task, str | None], None]
+class Started(Protocol):
+    """started(task, job_id): the task began (job_id: the scheduler's id, or the local pid, as text).
+
+    A scheduler's launcher may first report ``waiting=True`` when the job is submitted but waits for
+    resources, then call again without it when the job runs (and with it again if the job is
+    requeued); launchers that run tasks at once never pass it."""
+
+    def __call__(self, task: Task, job_id: str | None, *, waiting: bool = False) -> None: ...
+
+
 #: finished(task, exit_code, error): the task ended; exit_code None when the launcher lost it (error says how)
 Finished = Callable[[Task, int | None, str | None], None]
 

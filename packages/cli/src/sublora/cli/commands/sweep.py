@@ -13,7 +13,7 @@ from rich.table import Table
 from sublora.cli.console import err, out
 
 STYLE = {"done": "green", "skipped": "green", "running": "yellow", "failed": "red", "queued": "dim",
-         "pending": "dim", "interrupted": "magenta"}
+         "submitted": "cyan", "pending": "dim", "interrupted": "magenta"}
 
 
 def sweep(
@@ -84,12 +84,13 @@ def render(runner) -> Table:
         table.add_column(col, justify=justify)
     now = time.time()
     for name, ps in runner.points.items():
-        info = progress_of(runner.out / name) if ps.state in ("running", "done", "skipped", "failed", "interrupted") else {}
+        info = progress_of(runner.out / name) if ps.state in ("submitted", "running", "done", "skipped", "failed",
+                                                     "interrupted") else {}
         step = f"{info['step']}/{info.get('max_steps', '?')}" if "step" in info else ""
         best = info.get("best") or {}
         seconds = ps.seconds if ps.seconds is not None else (now - ps.started if ps.started else None)
         state = f"[{STYLE.get(ps.state, 'white')}]{ps.state}[/]"
-        if ps.state == "running" and ps.job and runner.launcher.config.spec != "local":
+        if ps.state in ("submitted", "running") and ps.job and runner.launcher.config.spec != "local":
             state += f" [dim](job {ps.job})[/]"
         if ps.error:
             state += f" [red]{ps.error[:60]}[/]"

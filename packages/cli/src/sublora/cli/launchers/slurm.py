@@ -35,6 +35,9 @@ from sublora.core.launcher import Finished, Launcher, Resources, Started, Task
 #: job states of SLURM in which the job still holds (or will hold) its point
 ACTIVE = {"PENDING", "RUNNING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "CONFIGURING", "COMPLETING",
           "RESIZING", "SUSPENDED", "STOPPED", "SIGNALING", "STAGE_OUT", "UNKNOWN"}
+#: states of ACTIVE in which the job waits for the scheduler (the sweep shows the point "submitted", not
+#: "running"); UNKNOWN is a job sacct does not list yet. Any other state ran (or runs) the point.
+WAITING = ACTIVE - {"RUNNING", "COMPLETING", "SIGNALING", "STAGE_OUT"}
 LOCAL_DEFAULT_MINUTES = 7 * 24 * 60  # submitit's local default is 2 minutes
 
 
@@ -53,6 +56,7 @@ class SlurmLauncher(Launcher):
         self._submitit = _submitit()
         self._stopping = False
         self._running: dict[Any, Task] = {}
+        self._runs: dict[Any, bool] = {}  # job -> whether it was last reported running (else waiting)
         #: point name -> job id of an earlier sweep (sweep.json); set by the sweep before launch
         self.previous_jobs: dict[str, str] = {}
 
@@ -77,7 +81,7 @@ class SlurmLauncher(Launcher):
             job = self._still_active(folder, task)
             if job is not None:
                 self._running[job] = task
-                started(task, job.job_id)
+                self._report(job, task, started)
             else:
                 self._clear_lost_lock(task)
                 queue.append(task)
@@ -89,7 +93,8 @@ class SlurmLauncher(Launcher):
                 batch, queue = queue[:room], queue[room:]
                 for task, job in self._submit(executor, batch):
                     self._running[job] = task
-                    started(task, str(job.job_id))
+                    self._report(job, task, started)
+            self._watch(started)
             self._reap(finished)
             if self._running or queue:
                 time.sleep(self.config.poll_seconds if self.config.executor == "slurm" else 0.5)
@@ -158,11 +163,27 @@ class SlurmLauncher(Launcher):
 
     # ------------------------------------------------------------------------------------------ watching
 
+    def _report(self, job, task: Task, started: Started, runs: bool | None = None) -> None:
+        """Tell the sweep whether ``job`` waits in the scheduler's queue or has started (a state not read: waits)."""
+        runs = _has_started(job) if runs is None else runs
+        self._runs[job] = runs
+        started(task, str(job.job_id), waiting=not runs)
+
+    def _watch(self, started: Started) -> None:
+        """Report each unfinished job whose state changed between waiting and running (started, requeued)."""
+        for job, task in list(self._running.items()):
+            if job.done():
+                continue
+            runs = _has_started(job)
+            if runs != self._runs.get(job):
+                self._report(job, task, started, runs)
+
     def _reap(self, finished: Finished, wait: bool = False) -> None:
         for job, task in list(self._running.items()):
             if not (job.done() or wait):
                 continue
             self._running.pop(job)
+            self._runs.pop(job, None)
             try:
                 code = job.result()
             except Exception as exc:  # noqa: BLE001 - killed, cancelled, node failure: the point is lost, not the sweep
@@ -176,11 +197,8 @@ class SlurmLauncher(Launcher):
         if not job_id or self.config.executor != "slurm":
             return None  # local jobs die with their sweep; a stale local lock is detected by the run lock itself
         job = self._submitit.SlurmJob(folder=folder, job_id=job_id)
-        try:
-            state = job.state
-        except Exception:  # noqa: BLE001 - sacct unavailable: assume it is gone rather than wait forever
-            return None
-        return job if state.split()[0].upper() in ACTIVE else None
+        state = _state(job)  # None (sacct unavailable): assume it is gone rather than wait forever
+        return job if state in ACTIVE else None
 
     def _clear_lost_lock(self, task: Task) -> None:
         """Remove RUN/.lock left on another node by a job of this point that no longer exists.
@@ -271,6 +289,21 @@ def run_dir_of(task: Task) -> Path | None:
     """The run directory a task's `sublora run --out DIR` writes."""
     cmd = list(task.command)
     return Path(cmd[cmd.index("--out") + 1]) if "--out" in cmd else None
+
+
+def _state(job) -> str | None:
+    """The job's scheduler state ('RUNNING', 'PENDING', ... ; submitit's local jobs: 'RUNNING', 'FINISHED'),
+    None when it cannot be read."""
+    try:
+        state = str(job.state).split()
+    except Exception:  # noqa: BLE001 - sacct unavailable or the job unknown to it
+        return None
+    return state[0].upper() if state else None
+
+
+def _has_started(job) -> bool:
+    state = _state(job)
+    return state is not None and state not in WAITING
 
 
 def _reason(job, exc: Exception) -> str:
