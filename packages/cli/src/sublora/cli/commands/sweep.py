@@ -14,6 +14,8 @@ from sublora.cli.console import err, out
 
 STYLE = {"done": "green", "skipped": "green", "running": "yellow", "failed": "red", "queued": "dim",
          "submitted": "cyan", "pending": "dim", "interrupted": "magenta"}
+#: states whose run directory may hold progress (a requeued job waits as "submitted" after some steps)
+WITH_PROGRESS = ("submitted", "running", "done", "skipped", "failed", "interrupted")
 
 
 def sweep(
@@ -84,8 +86,7 @@ def render(runner) -> Table:
         table.add_column(col, justify=justify)
     now = time.time()
     for name, ps in runner.points.items():
-        info = progress_of(runner.out / name) if ps.state in ("submitted", "running", "done", "skipped", "failed",
-                                                     "interrupted") else {}
+        info = progress_of(runner.out / name) if ps.state in WITH_PROGRESS else {}
         step = f"{info['step']}/{info.get('max_steps', '?')}" if "step" in info else ""
         best = info.get("best") or {}
         seconds = ps.seconds if ps.seconds is not None else (now - ps.started if ps.started else None)
