@@ -53,6 +53,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from sublora.core.bound import Complexity, DocumentEvidence, Evidence, TokenEvidence
+from sublora.core.testing.trial import Trial
 
 #: V and the single alpha of the selection scenarios: small V, large alpha, so Delta(a) = log2 5 differs
 #: from Delta_F(a) = log2 8 and from what V - 1 would give (a bound using the wrong range is caught)
@@ -98,9 +99,7 @@ def _prior(bits: float, alphas: tuple[float, ...]) -> Complexity:
                       extra_breakdown={"hypotheses": bits - 1.0, "alpha_grid": grid})
 
 
-def _trial(evidence: Evidence, truth: dict, complexity: Complexity):
-    from sublora.core.testing.bound_contract import Trial
-
+def _trial(evidence: Evidence, truth: dict, complexity: Complexity) -> Trial:
     return Trial(evidence, truth, complexity)
 
 

@@ -50,6 +50,7 @@ from sublora.core.bound import (
     TokenEvidence,
 )
 from sublora.core.testing.adversarial import ADVERSARIAL_SCENARIOS, HEAVY_SCENARIOS, SCENARIO_TABLE, iter_scenario
+from sublora.core.testing.trial import Trial
 
 DELTA = 0.05
 ALPHAS = (0.05, 0.5)
@@ -60,15 +61,6 @@ SCENARIOS = ("documents", "tokens", "tokens_sampled", "sequences")
 ADVERSARIAL_TRIALS = 100
 #: the targets the contract can check (a scenario may not provide every one: those results are skipped there)
 KNOWN_TARGETS = re.compile(r"^(document_bpd|document_top\d+|token_bpd|sequence_bpd|sequence_top\d+)$")
-
-
-@dataclass(frozen=True)
-class Trial:
-    """One simulated training set: the evidence an estimator sees and the true value of each target."""
-
-    evidence: Evidence
-    truth: dict[tuple[str, float | None], float]  # (target, alpha or None) -> true value
-    complexity: Complexity | None = None  # the bits the evidence's hypothesis was chosen with; None: minimal_complexity
 
 
 @dataclass(frozen=True)
