@@ -243,6 +243,13 @@ def test_verify_refuses_an_edited_classification_certificate(finetuned, tmp_path
     (copy / "model.slc").write_bytes((copy / "model.slc").read_bytes()[:-1] + b"\x00")
     with pytest.raises(VerificationError, match="model.slc"):
         verify(copy)
+    shutil.copy(run / "model.slc", copy / "model.slc")
+    name = next(iter(cert["hypothesis"]))  # the file matches, the certificate names other quantized values
+    cert = json.loads((run / "certificate.json").read_text())
+    cert["hypothesis"][name]["values_sha256"] = "0" * 64
+    (copy / "certificate.json").write_text(json.dumps(cert))
+    with pytest.raises(VerificationError, match=f"Decoded tensor '{name}' differs from the certified"):
+        verify(copy)
 
 
 @pytest.mark.slow

@@ -15,9 +15,8 @@ import sys
 
 import numpy as np
 import pytest
-from sublora.bounds.certificates import coder_for
+from sublora.bounds.certificates import decode_hypothesis
 from sublora.bounds.certify import certify, load_evidence
-from sublora.bounds.container import read_compressed
 from sublora.bounds.rescore import choose
 from sublora.bounds.verify import derived_fields, differences, load_certified, verify
 from sublora.core.data.dataset import file_sha256
@@ -63,8 +62,7 @@ def forge_evidence(run, change):
     with open(path, "wb") as f:
         np.savez(f, **arrays)
     model, config, data = load_certified(run)
-    shapes = {name: int(t.numel()) for name, t in model.hypothesis().items()}
-    decoded = read_compressed(run / "model.slc", shapes, coder_for(config))
+    decoded = decode_hypothesis(model, run / "model.slc", config)
     cert = read(run)
     evidence = load_evidence(path, cert["vocab_size"])
     cert.update(derived_fields(config, model, data, decoded, cert["code_bits"], evidence, run),
@@ -124,6 +122,15 @@ def test_every_recomputable_field_is_checked(run, edit):
     with pytest.raises(VerificationError, match="disagrees with what its file, settings and evidence give") as info:
         verify(run)
     assert where in info.value.message
+
+
+def test_decoded_values_must_be_the_certified_ones(run):
+    """The file's sha256 matches, but the certificate names other quantized values: the decoded tensor is refused."""
+    cert = read(run)
+    cert["hypothesis"]["w"]["values_sha256"] = "0" * 64
+    write(run, cert)
+    with pytest.raises(VerificationError, match="Decoded tensor 'w' differs from the certified quantized values"):
+        verify(run)
 
 
 def test_a_consistently_forged_evidence_file_is_caught_by_rescoring(run):

@@ -140,6 +140,23 @@ def load_quantized(model, quantized: dict) -> None:
     model.load_hypothesis({name: torch.from_numpy(q.values).reshape(shapes[name]) for name, q in quantized.items()})
 
 
+def decode_hypothesis(model, path: Path, config: RunConfig) -> dict:
+    """The compressed file decoded with the settings' coder into the model's hypothesis tensors (their sizes)."""
+    shapes = {name: int(t.numel()) for name, t in model.hypothesis().items()}
+    return read_compressed(path, shapes, coder_for(config))
+
+
+def decode_certified(model, path: Path, config: RunConfig, cert: dict[str, Any]) -> dict:
+    """``decode_hypothesis``, each tensor checked against the certificate's ``hypothesis.NAME.values_sha256``."""
+    decoded = decode_hypothesis(model, path, config)
+    certified = need(cert, "hypothesis")
+    for name, q in decoded.items():
+        entry = certified.get(name) if isinstance(certified, dict) else None
+        if not isinstance(entry, dict) or sha256_array(q.values) != entry.get("values_sha256"):
+            raise VerificationError(f"Decoded tensor {name!r} differs from the certified quantized values.")
+    return decoded
+
+
 def certified_dtype(cert: dict[str, Any]) -> str:
     """The certified predictor's arithmetic (``bound.dtype``, docs/bounds.md section 2); older certificates:
     float32."""
@@ -255,7 +272,6 @@ def load_certified(run_dir: str | Path):
                                 hint="Recompute with `sublora bound --force`.")
     model, config, data = load_trained(rd.root)
     config = certified_config(config, cert)
-    shapes = {name: int(t.numel()) for name, t in model.hypothesis().items()}
-    load_quantized(model, read_compressed(rd.compressed, shapes, coder_for(config)))
+    load_quantized(model, decode_hypothesis(model, rd.compressed, config))
     model.eval()
     return model, config, data

@@ -37,7 +37,7 @@ from sublora.bounds.certificates import (
     save_evidence,
     sha256_array,
 )
-from sublora.bounds.container import read_compressed, write_compressed
+from sublora.bounds.container import write_compressed
 from sublora.core.bound import DocumentEvidence, Evidence
 from sublora.core.errors import RunDirError, VerificationError
 from sublora.core.manifest import read_json, versions, write_json
@@ -330,7 +330,7 @@ def verify_classification(run_dir: str | Path, rescore_mode: str = "quick", seed
 def _verify(rd: RunDir, manifest: dict[str, Any], rescore_mode: str, seed: int | None,
             tolerance: float) -> list[str]:
     from sublora.bounds.attempts import distinct_attempts, read_ledger, summary
-    from sublora.bounds.certificates import RESCORE_MODES, need, read_certificate, refuse_differences
+    from sublora.bounds.certificates import RESCORE_MODES, decode_certified, need, read_certificate, refuse_differences
     from sublora.bounds.rescore import ATOL, RTOL
     from sublora.core.data.dataset import file_sha256
     from sublora.core.errors import ConfigError
@@ -374,12 +374,7 @@ def _verify(rd: RunDir, manifest: dict[str, Any], rescore_mode: str, seed: int |
         raise VerificationError(f"{path} does not match the certificate's sha256 (corrupted or replaced).",
                                 hint=REBOUND)
     code_bits = 8 * path.stat().st_size
-    shapes = {name: int(t.numel()) for name, t in model.hypothesis().items()}
-    decoded = read_compressed(path, shapes, coder_for(config))
-    for name, q in decoded.items():
-        entry = need(cert, "hypothesis").get(name)
-        if not isinstance(entry, dict) or sha256_array(q.values) != entry.get("values_sha256"):
-            raise VerificationError(f"Decoded tensor {name!r} differs from the certified quantized values.")
+    decoded = decode_certified(model, path, config, cert)
     checks.append(f"compressed file {path.name}: sha256 matches, {code_bits} bits, decodes to the certified values")
 
     # 3. the evidence: the file certified, the seeded sample of training examples

@@ -28,18 +28,16 @@ from sublora.bounds.certificates import (
     RESCORE_MODES,
     TOLERANCE,
     certified_config,
-    coder_for,
     complexity_for,
+    decode_certified,
     load_quantized,
     need,
     read_certificate,
     read_evidence,
     refuse_differences,
-    sha256_array,
 )
 from sublora.bounds.certificates import differences, load_certified  # noqa: F401  (imported from here before certificates.py)
 from sublora.bounds.certify import certificate_fields, vocab_record
-from sublora.bounds.container import read_compressed
 from sublora.bounds.rescore import choose, draws_match, rescore
 from sublora.core.config import RunConfig
 from sublora.core.data.dataset import file_sha256
@@ -134,13 +132,7 @@ def _verify(run_dir: str | Path, rescore_mode: str, seed: int | None, tolerance:
     checks.append(f"compressed file {path.name}: sha256 and size match ({code_bits} bits)")
 
     config = certified_config(config, cert)
-    shapes = {name: int(t.numel()) for name, t in model.hypothesis().items()}
-    decoded = read_compressed(path, shapes, coder_for(config))
-    certified = need(cert, "hypothesis")
-    for name, q in decoded.items():
-        entry = certified.get(name) if isinstance(certified, dict) else None
-        if not isinstance(entry, dict) or sha256_array(q.values) != entry.get("values_sha256"):
-            raise VerificationError(f"Decoded tensor {name!r} differs from the certified quantized values.")
+    decoded = decode_certified(model, path, config, cert)
     checks.append(f"decoded {', '.join(decoded)}: identical to the certified quantized values")
 
     # 3. the evidence: the file certified, the sample the settings draw
