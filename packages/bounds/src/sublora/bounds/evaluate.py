@@ -20,7 +20,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from sublora.bounds.evidence import Scores, score_logits, smoothed_loss
+from sublora.bounds.evidence import Scores, score_logits, smoothed_loss, target_rank
 from sublora.bounds.inference import predictor
 from sublora.core.bound import DocumentEvidence, TokenEvidence
 from sublora.core.errors import BoundError
@@ -35,11 +35,6 @@ def _target_logp(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     logits (M, V), targets (M,) -> (M,)
     """
     return logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, dim=-1)
-
-
-def _target_rank(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """How many tokens beat the target (ties favour it): logits (M, V), targets (M,) -> (M,)."""
-    return (logits > logits.gather(-1, targets.unsqueeze(-1))).sum(-1)
 
 
 def model_outputs(model) -> int:
@@ -282,7 +277,7 @@ def _score_window_batch(predict, tokens: np.ndarray, batch: np.ndarray, doc_star
     owners = torch.from_numpy(local.reshape(-1)).unsqueeze(1).expand(-1, width)[scored]  # (M,): document of each
     x = smoothed_loss(_target_logp(logits, y), alphas, vocab)  # (A, M)
     x_sum = torch.zeros(len(alphas), len(docs), dtype=torch.float64).index_add_(1, owners, x.double())
-    rank = _target_rank(logits, y)  # (M,)
+    rank = target_rank(logits, y)  # (M,)
     wrong = {k: torch.zeros(len(docs), dtype=torch.int64).index_add_(0, owners, (rank >= k).long()) for k in topk}
     lo_hi = torch.stack([x.amin(1), x.amax(1)], 1) if x.numel() else x  # (A, 2): what _Extremes needs of x
     return torch.from_numpy(docs), x_sum, wrong, lo_hi

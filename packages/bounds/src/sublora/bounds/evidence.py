@@ -119,6 +119,12 @@ def smoothed_loss(logp_target: torch.Tensor, alphas: tuple[float, ...], vocab: i
     return -torch.log2((1.0 - a) * logp_target.exp() + a / vocab)  # (A, M)
 
 
+def target_rank(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """How many ids beat the target (ties favour it): logits (M, V), targets (M,) -> (M,) int32.
+    Counted in int32: an int64 count of the (M, V) comparison allocated and filled 8 bytes per entry."""
+    return (logits > logits.gather(-1, targets.unsqueeze(-1))).sum(-1, dtype=torch.int32)
+
+
 def _smoothed_entropy(p: torch.Tensor, alphas: tuple[float, ...]) -> torch.Tensor:
     """Entropy (bits) of each smoothed prediction: p (M, V) -> (A, M). Two (M, V) buffers serve every alpha
     (fresh ones per alpha made this a fifth of scoring's time); the same operations, so the same bits."""
@@ -170,7 +176,7 @@ def score_logits(logits, targets, alphas: Sequence[float], *, vocab: int | None 
     xi = (_smoothed_entropy(logp.exp(), alphas) - x) / log_range  # (A, R*M)
     errors = {}
     if topk:
-        rank = (logits > logits.gather(-1, targets.unsqueeze(-1))).sum(-1).view(R, M)  # (R, M): ids that beat it
+        rank = target_rank(logits, targets).view(R, M)  # (R, M): ids that beat it
         errors = {int(k): _unit_mean((rank >= int(k)).double(), keep) for k in topk}
     x = x.view(A, R, M)
     return Scores(alphas, vocab, _unit_mean(x, keep), _unit_mean(xi.square_().view(A, R, M), keep),
