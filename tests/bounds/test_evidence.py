@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from sublora.bounds.evaluate import score_documents, score_token_blocks
 from sublora.bounds.inference import predictor
-from sublora.bounds.evidence import Scores, document_evidence, score_logits, score_nll, token_evidence
+from sublora.bounds.evidence import Scores, document_evidence, score_logits, score_nll, target_rank, token_evidence
 from sublora.core.errors import BoundError
 
 from tiny_scoring import EOT, T, V, tiny_scoring_model
@@ -103,6 +103,29 @@ def test_a_classifier_is_one_token_per_unit():
     entropy = -(ph * ph.log2()).sum(-1).numpy()
     xi = (entropy - s.loss[0]) / math.log2(3 / 0.5)
     assert np.allclose(s.xi2[0], xi**2, rtol=1e-5)
+
+
+def test_tied_logits_do_not_favour_the_target():
+    """A top-k hit means the target is among the k first ids of an order fixed before the target is seen
+    (logit, then the lower id): with every logit equal, only id 0 is the first, whatever the target."""
+    targets = torch.arange(5)
+    s = score_logits(torch.zeros(5, 5), targets, (0.5,), topk=(1, 3))
+    assert list(target_rank(torch.zeros(5, 5), targets)) == [0, 1, 2, 3, 4]
+    assert list(s.topk_error[1]) == [0.0, 1.0, 1.0, 1.0, 1.0]
+    assert list(s.topk_error[3]) == [0.0, 0.0, 0.0, 1.0, 1.0]
+
+
+def test_target_rank_is_the_place_in_a_stable_sort():
+    """bfloat16 logits tie often; the rank is the target's place when ids are sorted by logit, ties by id."""
+    gen = torch.Generator().manual_seed(0)
+    logits = (torch.randn(400, 257, generator=gen) * 0.3).bfloat16().float()
+    targets = torch.randint(0, 257, (400,), generator=gen)
+    x, y = logits.numpy(), targets.numpy()
+    order = [np.lexsort((np.arange(257), -row)) for row in x]  # by logit (descending), then by id
+    expected = [int(np.flatnonzero(o == t)[0]) for o, t in zip(order, y)]
+    ties = sum(int((row == row[t]).sum()) > 1 for row, t in zip(x, y))
+    assert ties > 50  # the case this is about
+    assert target_rank(logits, targets).tolist() == expected
 
 
 def test_per_token_losses_give_the_same_loss_and_the_largest_xi2(model):

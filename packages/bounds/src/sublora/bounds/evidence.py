@@ -120,9 +120,22 @@ def smoothed_loss(logp_target: torch.Tensor, alphas: tuple[float, ...], vocab: i
 
 
 def target_rank(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """How many ids beat the target (ties favour it): logits (M, V), targets (M,) -> (M,) int32.
-    Counted in int32: an int64 count of the (M, V) comparison allocated and filled 8 bytes per entry."""
-    return (logits > logits.gather(-1, targets.unsqueeze(-1))).sum(-1, dtype=torch.int32)
+    """The target's place in the predictor's ranking, 0 = first: logits (M, V), targets (M,) -> (M,) int32.
+
+    The ranking orders ids by logit, equal logits by id (the lower first). It must not look at the
+    target, so that "the target is among the k first" is the error of a set predictor fixed before the
+    data: letting ties favour the target would count a tie as a hit for any target in it (bfloat16
+    logits tie often). Counted in int32: an int64 count of the (M, V) comparison filled 8 bytes per entry.
+    """
+    picked = logits.gather(-1, targets.unsqueeze(-1))  # (M, 1)
+    rank = (logits > picked).sum(-1, dtype=torch.int32)
+    tied = (logits == picked).sum(-1, dtype=torch.int32) > 1  # another id has the target's logit
+    if bool(tied.any()):
+        rows = tied.nonzero().squeeze(1)
+        ids = torch.arange(logits.size(-1), device=logits.device)
+        before = (logits[rows] == picked[rows]) & (ids < targets[rows].unsqueeze(-1))  # tied ids ranked first
+        rank[rows] += before.sum(-1, dtype=torch.int32)
+    return rank
 
 
 def _smoothed_entropy(p: torch.Tensor, alphas: tuple[float, ...]) -> torch.Tensor:
