@@ -233,9 +233,13 @@ MUTATIONS: list[Mutation] = [
       'NO_EFFECT = {"batch_size", "hyper_bits_cover", "dtype"}',
       "switching bound.dtype after a certificate not counted as a new attempt (a free choice after seeing data)"),
     M("attempts_not_charged", f"{BOUNDS}/attempts.py",
-      '"delta_per_attempt": settings.delta / k}',
-      '"delta_per_attempt": settings.delta}',
-      "re-certifications not charged (delta instead of delta / k)"),
+      "return delta / (attempt * (attempt + 1))",
+      "return delta",
+      "re-certifications not charged (delta instead of delta / (j (j + 1)))"),
+    M("attempts_delta_over_j", f"{BOUNDS}/attempts.py",
+      "return delta / (attempt * (attempt + 1))",
+      "return delta / attempt",
+      "attempt j at delta / j (the old delta / k rule: sums past delta when the user stops after a good first one)"),
 ]
 
 

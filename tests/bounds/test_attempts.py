@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import shutil
+from statistics import NormalDist
 
+import numpy as np
 import pytest
 
-from sublora.bounds.attempts import LEDGER, read_ledger, settings_sha256
+from sublora.bounds.attempts import LEDGER, attempt_delta, read_ledger, settings_sha256
 from sublora.bounds.certify import certify
 from sublora.core.errors import BoundError
 from sublora.core.train import train
@@ -34,18 +37,19 @@ def digests(run):
     return {name: hashlib.sha256((run / name).read_bytes()).hexdigest() for name in OUTPUTS}
 
 
-def test_first_certificate_is_one_attempt_at_full_delta(run):
+def test_first_certificate_is_attempt_one_at_half_delta(run):
     cert = certify(run)
     attempts = cert["searches"]["attempts"]
-    assert attempts["k"] == 1 and attempts["delta_per_attempt"] == cert["bound_settings"]["delta"]
-    assert all(b["inputs"]["delta"] == cert["bound_settings"]["delta"] for b in cert["bounds"])
+    delta = cert["bound_settings"]["delta"]
+    assert attempts["attempt"] == 1 and attempts["delta_per_attempt"] == delta / 2
+    assert all(b["inputs"]["delta"] == delta / 2 for b in cert["bounds"])
     assert [e["settings_sha256"] for e in read_ledger(run)] == [attempts["settings_sha256"]]
 
 
 def test_identical_settings_again_are_free_and_reproduce_the_certificate(run):
     first = certify(run)
     again = certify(run, force=True)
-    assert again["searches"]["attempts"]["k"] == 1
+    assert again["searches"]["attempts"]["attempt"] == 1
     assert [b["value"] for b in again["bounds"]] == [b["value"] for b in first["bounds"]]
     assert len(read_ledger(run)) == 2  # both recorded, one distinct
 
@@ -55,21 +59,51 @@ def test_new_settings_are_refused_before_any_work_without_charge(run):
     before, ledger = digests(run), (run / LEDGER).read_text()
     with pytest.raises(BoundError, match="certified before with other bound settings") as info:
         certify(run, force=True, overrides={"bound.seed": 7})
-    assert "--charge" in info.value.hint and "delta / 2" in info.value.hint
+    assert "--charge" in info.value.hint and "attempt 2" in info.value.hint and "delta / 6" in info.value.hint
     assert digests(run) == before and (run / LEDGER).read_text() == ledger
 
 
-def test_charged_recertification_splits_delta_over_the_attempts(run):
+def test_charged_recertification_is_the_next_attempt_and_earlier_ones_keep_their_delta(run):
     first = certify(run)
     cert = certify(run, force=True, overrides={"bound.seed": 7}, charge=True)
-    assert cert["searches"]["attempts"]["k"] == 2 and cert["searches"]["attempts"]["delta_per_attempt"] == 0.025
-    assert all(b["inputs"]["delta"] == 0.025 for b in cert["bounds"])
-    # going back to the first settings is not free any more: both draws were seen
+    assert cert["searches"]["attempts"]["attempt"] == 2 and cert["searches"]["attempts"]["delta_per_attempt"] == 0.05 / 6
+    assert all(b["inputs"]["delta"] == 0.05 / 6 for b in cert["bounds"])
+    third = certify(run, force=True, overrides={"bound.seed": 8}, charge=True)
+    assert third["searches"]["attempts"]["attempt"] == 3 and third["searches"]["attempts"]["delta_per_attempt"] == 0.05 / 12
+    # the first settings stay attempt 1 at delta / 2: its certificate is reproduced, whatever came after
     back = certify(run, force=True, overrides={"bound.seed": 0})
-    assert back["searches"]["attempts"]["k"] == 2
-    pairs = list(zip(first["bounds"], back["bounds"]))
-    assert all(b["value"] >= a["value"] for a, b in pairs)  # (a bound already at its maximum stays there)
-    assert all(b["value"] > a["value"] for a, b in pairs if b["name"].startswith("token_"))
+    assert back["searches"]["attempts"]["attempt"] == 1
+    assert [b["value"] for b in back["bounds"]] == [b["value"] for b in first["bounds"]]
+
+
+def test_the_schedule_sums_to_delta_and_is_fixed_before_any_attempt():
+    """delta_j = delta / (j (j + 1)): the union over every attempt ever made stays within delta."""
+    assert [attempt_delta(0.05, j) for j in (1, 2, 3)] == [0.025, 0.05 / 6, 0.05 / 12]
+    assert math.isclose(sum(attempt_delta(1.0, j) for j in range(1, 100_001)), 1.0 - 1.0 / 100_001)
+    with pytest.raises(BoundError):
+        attempt_delta(0.05, 0)
+
+
+def test_stopping_when_the_first_certificate_looks_good_stays_within_delta():
+    """The strategy the old delta / k rule could not cover: certify once; if the value looks bad, certify
+    again and keep the better. Simulated with a bound that fails with probability exactly its delta: a
+    Gaussian mean bound, the sample mean + z(delta) / sqrt(n) with known unit variance."""
+    rng = np.random.default_rng(0)
+    trials, n, delta = 400_000, 16, 0.05
+    z = lambda d: NormalDist().inv_cdf(1.0 - d)  # noqa: E731
+    means = rng.standard_normal((trials, 2)) / math.sqrt(n)  # two independent evaluation samples; true mean 0
+
+    def failure_rate(first_delta: float, second_delta: float) -> float:
+        first = means[:, 0] + z(first_delta) / math.sqrt(n)
+        stop = first < 0.3  # "looks good": a low bound
+        second = np.minimum(means[:, 0] + z(second_delta) / math.sqrt(n), means[:, 1] + z(second_delta) / math.sqrt(n))
+        kept = np.where(stop, first, second)
+        return float((kept < 0.0).mean())  # the kept bound below the true mean: a failure
+
+    old = failure_rate(delta, delta / 2)  # delta / k with k = 1, then 2
+    new = failure_rate(attempt_delta(delta, 1), attempt_delta(delta, 2))
+    assert old > 1.25 * delta  # the old rule fails more often than it promises
+    assert new <= delta
 
 
 def test_settings_that_change_no_number_are_not_an_attempt(make_tiny_config):

@@ -211,7 +211,7 @@ def test_finetune_writes_a_classification_certificate_that_verifies(finetuned):
     from sublora.bounds.verify import verify
 
     run, cert = finetuned
-    assert cert["kind"] == "classification" and cert["format"] == "sublora-certificate/1"
+    assert cert["kind"] == "classification" and cert["format"] == "sublora-certificate/2"
     assert cert["code_bits"] == 8 * (run / "model.slc").stat().st_size
     assert cert["evaluation"]["examples"]["N"] == cert["task"]["N_train"] == 54
     assert cert["vocab"]["V"] == 2 and cert["headline"]["target"] == "document_top1"

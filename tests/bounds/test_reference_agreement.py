@@ -368,11 +368,12 @@ def test_certificate_agrees_with_the_reference(certificates, which):
     # section 3: C = L + 2 log2 L + hyper_bits + log2 |A|, nothing for the levels search
     C = ref.total_bits(cert["code_bits"], settings["hyper_bits"], len(settings["alphas"]))
     assert cert["total_bits"] == pytest.approx(C, rel=1e-12)
-    # section 8: delta = bound.delta / k, k the distinct settings in the ledger
+    # section 8: delta = bound.delta / (j (j + 1)), j the place of these settings among the ledger's distinct ones
     ledger = [json.loads(line) for line in (run / "bound_attempts.jsonl").read_text().splitlines()]
-    k = len({e["settings_sha256"] for e in ledger})
-    assert k == (2 if "second" in which else 1)
-    delta = ref.attempts_delta(settings["delta"], k)
+    distinct = list(dict.fromkeys(e["settings_sha256"] for e in ledger))
+    j = distinct.index(cert["searches"]["attempts"]["settings_sha256"]) + 1
+    assert j == (2 if "second" in which else 1)
+    delta = ref.attempts_delta(settings["delta"], j)
 
     options = settings.get("estimator_options", {})
     expected = {}

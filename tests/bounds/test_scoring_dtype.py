@@ -79,7 +79,7 @@ def test_switching_the_arithmetic_after_a_certificate_is_a_paid_attempt(bf16_run
     with pytest.raises(BoundError, match="certified before with other bound settings"):
         certify(run, force=True, overrides={"bound.dtype": "float32"})
     cert = certify(run, force=True, overrides={"bound.dtype": "float32"}, charge=True)
-    assert cert["searches"]["attempts"]["k"] == 2 and cert["scoring"]["dtype"] == "float32"
+    assert cert["searches"]["attempts"]["attempt"] == 2 and cert["scoring"]["dtype"] == "float32"
 
 
 def test_the_default_arithmetic_keeps_the_settings_hash_of_ledgers_made_before_it():

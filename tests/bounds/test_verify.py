@@ -258,13 +258,26 @@ def test_an_edited_manifest_is_refused(run):
 
 def test_the_attempts_ledger_fixes_delta(run):
     ledger = run / "bound_attempts.jsonl"
-    entry = json.loads(ledger.read_text().splitlines()[0])
-    ledger.write_text(ledger.read_text() + json.dumps({**entry, "settings_sha256": "0" * 64}) + "\n")
-    with pytest.raises(VerificationError, match="searches.attempts.k: certificate says 1, recomputes to 2"):
-        verify(run)  # a later attempt with other settings: this certificate's delta is no longer delta / k
+    text = ledger.read_text()
+    entry = json.loads(text.splitlines()[0])
+    other = json.dumps({**entry, "settings_sha256": "0" * 64}) + "\n"
+    ledger.write_text(text + other)
+    verify(run)  # a later attempt with other settings: this one stays attempt 1 at delta / 2
+    ledger.write_text(other + text)
+    with pytest.raises(VerificationError, match="searches.attempts.attempt: certificate says 1, recomputes to 2"):
+        verify(run)  # an earlier attempt with other settings (a ledger edited to hide it makes this one look first)
     ledger.unlink()
     with pytest.raises(VerificationError, match="bound_attempts.jsonl is missing or empty"):
         verify(run)
+
+
+def test_a_certificate_of_the_old_attempts_rule_is_refused_with_what_to_do(run):
+    cert_path = run / "certificate.json"
+    cert = json.loads(cert_path.read_text())
+    cert_path.write_text(json.dumps({**cert, "format": "sublora-certificate/1"}))
+    with pytest.raises(VerificationError, match="delta / k") as info:
+        verify(run)
+    assert "--force" in info.value.hint
 
 
 def test_differences_compares_every_key_with_a_tolerance():

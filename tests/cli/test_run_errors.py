@@ -128,7 +128,7 @@ def test_new_bound_settings_on_a_certified_run_are_paid_for(finished, tmp_path):
     paid = sublora("run", *SMOKE, "--out", run, "--bound.doc_samples=5", "--rerun-changed", "--charge")
     assert paid.returncode == 0, paid.stdout + paid.stderr
     cert = json.loads((run / "certificate.json").read_text())
-    assert cert["searches"]["attempts"]["k"] == 2 and "certified 2 times" in paid.stdout
+    assert cert["searches"]["attempts"]["attempt"] == 2 and "attempt 2" in paid.stdout
 
 
 @pytest.mark.slow

@@ -11,9 +11,9 @@ from reference.common import Result
 from reference.estimators import DocumentData, EvidenceData, compute
 
 
-def attempts_delta(bound_delta: float, k: int) -> float:
-    """Section 8: with k distinct settings in the ledger every bound uses delta = bound.delta / k."""
-    return bound_delta / k
+def attempts_delta(bound_delta: float, j: int) -> float:
+    """Section 8: the j-th distinct settings in the ledger compute every bound at bound.delta / (j (j + 1))."""
+    return bound_delta / (j * (j + 1))
 
 
 def floor_evidence(ev: EvidenceData) -> EvidenceData:

@@ -1,12 +1,18 @@
 """The ledger of certification attempts of one run (docs/bounds.md section 8).
 
 Certifying again with other settings (a new subsample seed, alpha grid, estimator list ...) and
-keeping the better certificate is a choice made after seeing data. Every certification appends
-the sha256 of its result-changing settings to ``RUN/bound_attempts.jsonl`` before it scores the
-evaluation sample; with k distinct settings in the ledger every bound is computed at
-delta / k (a union bound over the attempts). Repeating identical settings reproduces the
-identical certificate, so it is not charged. New settings are refused unless the caller
-agrees to pay (``charge``).
+keeping the better certificate is a choice made after seeing data, and so is stopping: whether to
+try again depends on what the first certificate said. Every certification appends the sha256 of its
+result-changing settings to ``RUN/bound_attempts.jsonl`` before it scores the evaluation sample. The
+j-th distinct settings (in the order first tried) compute every bound at
+
+    delta_j = delta / (j (j + 1)),      sum over j >= 1 of delta_j = delta,
+
+a schedule fixed before any attempt, so all attempts hold together with probability >= 1 - delta
+however many are made and whichever is kept. (Splitting delta over the k attempts made so far,
+delta / k, is not valid: k is chosen after seeing the earlier certificates.) Repeating identical
+settings is the same attempt: the identical certificate. New settings are refused unless the
+caller agrees to pay (``charge``).
 """
 
 from __future__ import annotations
@@ -57,20 +63,31 @@ def distinct_attempts(entries: list[dict[str, Any]]) -> list[str]:
     return list(dict.fromkeys(e["settings_sha256"] for e in entries))
 
 
+def attempt_delta(delta: float, attempt: int) -> float:
+    """delta_j = delta / (j (j + 1)) of the j-th distinct settings (j >= 1): the shares sum to delta."""
+    if attempt < 1:
+        raise BoundError(f"Attempts are numbered from 1; got {attempt}.")
+    return delta / (attempt * (attempt + 1))
+
+
+def attempt_number(seen: list[str], digest: str) -> int:
+    """j of the settings ``digest``: its place among the distinct settings tried (the next one if new)."""
+    return seen.index(digest) + 1 if digest in seen else len(seen) + 1
+
+
 def planned_attempts(run_dir: Path, settings: BoundSettings, charge: bool) -> int:
-    """k for a certification with ``settings``: refused when they are new and ``charge`` is False."""
+    """j for a certification with ``settings``: refused when they are new and ``charge`` is False."""
     seen = distinct_attempts(read_ledger(run_dir))
     digest = settings_sha256(settings)
-    if digest in seen:
-        return len(seen)
-    if seen and not charge:
+    j = attempt_number(seen, digest)
+    if digest not in seen and seen and not charge:
         raise BoundError(
             f"{run_dir} was certified before with other bound settings ({len(seen)} distinct attempt(s) in {LEDGER}). "
             "Keeping the better of several certificates is a choice after seeing data.",
-            hint=f"Pass --charge to pay for it (every bound at delta / {len(seen) + 1}), or certify with the earlier "
-                 "settings again (free: identical settings give the identical certificate).",
+            hint=f"Pass --charge to pay for it (attempt {j}: every bound at delta / {j * (j + 1)}), or certify with "
+                 "the earlier settings again (free: identical settings give the identical certificate).",
         )
-    return len(seen) + 1
+    return j
 
 
 def record_attempt(run_dir: Path, settings: BoundSettings) -> dict[str, Any]:
@@ -83,7 +100,9 @@ def record_attempt(run_dir: Path, settings: BoundSettings) -> dict[str, Any]:
 
 
 def summary(run_dir: Path, settings: BoundSettings) -> dict[str, Any]:
-    """What the certificate records: k distinct attempts so far and the delta each bound uses."""
-    k = len(distinct_attempts(read_ledger(run_dir)))
-    return {"k": k, "ledger": LEDGER, "settings_sha256": settings_sha256(settings), "delta": settings.delta,
-            "delta_per_attempt": settings.delta / k}
+    """What the certificate records: which attempt these settings are (j, fixed once they are in the ledger)
+    and the delta each bound uses, delta / (j (j + 1))."""
+    digest = settings_sha256(settings)
+    j = attempt_number(distinct_attempts(read_ledger(run_dir)), digest)
+    return {"attempt": j, "rule": "delta / (j (j + 1))", "ledger": LEDGER, "settings_sha256": digest,
+            "delta": settings.delta, "delta_per_attempt": attempt_delta(settings.delta, j)}

@@ -26,7 +26,7 @@ from sublora.core.manifest import read_json
 from sublora.core.registry import registry
 from sublora.core.rundir import RunDir
 
-FORMAT = "sublora-certificate/1"
+FORMAT = "sublora-certificate/2"  # /2: attempt j at delta / (j (j + 1)) (docs/bounds.md section 8); /1 split delta / k
 TOLERANCE = 1e-9  # relative and absolute, for every recomputed number (recomputation is deterministic)
 RESCORE_MODES = ("quick", "all")
 PARTIAL = ("searches",)  # blocks of which only some entries follow from the inputs (the rest: how the model was found)
@@ -233,9 +233,22 @@ def read_certificate(rd: RunDir) -> dict[str, Any]:
         raise VerificationError(f"{rd.certificate} is not valid JSON: {exc}.", hint=REBOUND) from exc
     if not isinstance(cert, dict):
         raise VerificationError(f"{rd.certificate} is not a JSON object.", hint=REBOUND)
-    if cert.get("format") != FORMAT:
-        raise VerificationError(f"{rd.certificate} has format {cert.get('format')!r}, expected {FORMAT!r}.")
+    check_format(cert, rd.certificate)
     return cert
+
+
+def check_format(cert: dict[str, Any], path, rebound: str = "Certify again with the same settings (`sublora bound "
+                 "RUN_DIR --force`, no charge) and verify that.") -> None:
+    """Refuse a certificate of another format; say what to do about one of the format before."""
+    if cert.get("format") == FORMAT:
+        return
+    if cert.get("format") == "sublora-certificate/1":
+        raise VerificationError(
+            f"{path} was made by an earlier sublora (format sublora-certificate/1), which split delta over the k "
+            "attempts made so far (delta / k): not valid when whether to certify again depends on the first "
+            "certificate. Attempt j now uses delta / (j (j + 1)) (docs/bounds.md section 8).",
+            hint=rebound)
+    raise VerificationError(f"{path} has format {cert.get('format')!r}, expected {FORMAT!r}.")
 
 
 def certified_config(config: RunConfig, cert: dict[str, Any]) -> RunConfig:

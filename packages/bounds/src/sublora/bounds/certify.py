@@ -12,7 +12,7 @@ see ``sublora.bounds.qat``) and the codebook size may be searched over
 ``bound.levels_grid``; every choice made after seeing data is recorded in the certificate's
 ``searches`` with what it costs (docs/bounds.md sections 3, 8 and 9): the alpha grid log2 |A|
 bits plus delta / |A| in each subsample term, the levels search nothing (the file stores the
-codebook size), re-certifications delta / k, the headline delta / K.
+codebook size), attempt j of a run delta / (j (j + 1)), the headline delta / K.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ def certificate_fields(config: RunConfig, model, data, quantized: dict[str, Quan
     attempts ledger: what ``certify`` writes and ``verify`` recomputes, from this one function.
 
     ``model`` holds the quantized values (its projector report is the certified model's); ``attempts``
-    (``sublora.bounds.attempts.summary``) fixes the delta of every bound: bound.delta / k.
+    (``sublora.bounds.attempts.summary``) fixes the delta of every bound: bound.delta / (j (j + 1)) for attempt j.
     """
     delta = attempts["delta_per_attempt"]
     complexity = complexity_for(config, code_bits)
@@ -85,7 +85,7 @@ def certificate_fields(config: RunConfig, model, data, quantized: dict[str, Quan
             "document_level": {"N": d.N, "n": d.n, "tokens_scored": d.tokens_scored, "seed": config.bound.seed + 1,
                                "sampled_indices": [int(i) for i in d.indices]},
         },
-        "searches": {"attempts": attempts},  # k sets the delta of every bound
+        "searches": {"attempts": attempts},  # j sets the delta of every bound
         "bounds": compute_bounds(config, evidence, complexity, delta),
         "headline": headline_bound(config, evidence, complexity, delta),
         **coder_checks(config, data),
@@ -247,7 +247,7 @@ def certify(run_dir: str | Path, progress: ProgressFactory | None = None, force:
     """Compress the run's best checkpoint, score it and write certificate.json; returns the certificate.
 
     A re-certification with settings not tried before on this run is refused unless ``charge``:
-    then every bound is computed at delta / k, k the distinct attempts (``sublora.bounds.attempts``).
+    then every bound is computed at delta / (j (j + 1)), j the attempt's number (``sublora.bounds.attempts``).
     Holds the run directory's lock throughout (one writer per run).
     """
     from sublora.core.runlock import run_lock
@@ -306,7 +306,7 @@ def _certify(run_dir: str | Path, progress: ProgressFactory | None, force: bool,
         load_quantized(model, quantized)
         quantized_loss = estimate_loss(model, data, config)
 
-        # 2. score the quantized model and compute every bound, at delta / k for k attempts on this run
+        # 2. score the quantized model and compute every bound, at delta / (j (j + 1)) for attempt j on this run
         attempts = record_attempt(rd.root, config.bound)
         evidence = _collect_evidence(model, data, config, vocab["V"], progress)
         save_evidence(tmp_evidence, evidence)

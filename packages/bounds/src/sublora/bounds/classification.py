@@ -10,7 +10,7 @@ section 6 with "document" read as "example", docs/finetune.md): the evidence is 
 with its 0-1 error (``topk_error[1]``) and its smoothed cross-entropy over the C classes (V = C);
 the configured estimators (default ``subsampling`` = Occam, ``pacbayes:kl``) and the headline
 (``document_top1``: the classification error) are computed by certify's own functions, at
-delta / k for k attempts in the ledger. The hypothesis is w (LoRA and the classification head
+delta / (j (j + 1)) for the j-th distinct settings in the ledger. The hypothesis is w (LoRA and the classification head
 both live in the subspace), quantized and coded into model.slc: its bits are charged.
 """
 

@@ -63,7 +63,7 @@ def derived_fields(config: RunConfig, model, data, decoded: dict, code_bits: int
     if not tried:
         raise VerificationError(f"{Path(model_dir) / LEDGER} is missing or empty: the ledger of certification "
                                 "attempts fixes the delta of every bound.", hint="Restore it; it is append-only.")
-    attempts = summary(Path(model_dir), config.bound)  # k distinct settings tried: every bound at delta / k
+    attempts = summary(Path(model_dir), config.bound)  # attempt j of the ledger: every bound at delta / (j (j + 1))
     return certificate_fields(config, model, data, decoded, code_bits, evidence, attempts)
 
 

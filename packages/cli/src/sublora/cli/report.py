@@ -35,9 +35,10 @@ def print_certificate(cert: dict[str, Any], title: str = "Generalization bounds"
     out.print(table)
     for i, (name, assumptions) in enumerate(assumed, 1):
         out.print(f"[yellow]({i})[/] {name} holds only if: {'; '.join(assumptions)}", highlight=False)
-    if attempts.get("k", 1) > 1:
-        out.print(f"certified {attempts['k']} times with different settings (bound_attempts.jsonl): every bound "
-                  f"at delta = {cert['bound_settings']['delta']:g} / {attempts['k']}", highlight=False)
+    j = attempts.get("attempt", 1)
+    if j > 1:
+        out.print(f"attempt {j} (distinct bound settings certified on this run, bound_attempts.jsonl): every bound "
+                  f"at delta = {cert['bound_settings']['delta']:g} / {j * (j + 1)}", highlight=False)
     head = cert.get("headline") or {}
     if head.get("value") is not None:
         out.print(

@@ -41,7 +41,8 @@ def verify_posthoc(run_dir: str | Path, rescore_mode: str = "quick", seed: int |
 
 def _verify(out: Path, rescore_mode: str, seed: int | None, tolerance: float | None) -> list[str]:
     from sublora.bounds.attempts import LEDGER, distinct_attempts, read_ledger, summary
-    from sublora.bounds.certificates import FORMAT, RESCORE_MODES, TOLERANCE, load_evidence, need, refuse_differences
+    from sublora.bounds.certificates import (RESCORE_MODES, TOLERANCE, check_format, load_evidence, need,
+                                             refuse_differences)
     from sublora.bounds.certify import vocab_record
     from sublora.bounds.posthoc.certify import (
         ARCH_FILE,
@@ -65,8 +66,7 @@ def _verify(out: Path, rescore_mode: str, seed: int | None, tolerance: float | N
         cert = json.loads((out / "certificate.json").read_text())
     except ValueError as exc:
         raise VerificationError(f"{out / 'certificate.json'} is not valid JSON: {exc}.", hint=REBOUND) from exc
-    if cert.get("format") != FORMAT:
-        raise VerificationError(f"certificate.json has format {cert.get('format')!r}, expected {FORMAT!r}.")
+    check_format(cert, out / "certificate.json", REBOUND)
     checks = []
     try:
         settings = PosthocSettings.model_validate(need(cert, "settings"))

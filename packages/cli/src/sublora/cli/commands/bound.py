@@ -25,7 +25,7 @@ def bound(
     run_dir: RunDirArg,
     force: Annotated[bool, typer.Option(help="Recompute an existing certificate.")] = False,
     charge: Annotated[bool, typer.Option(help="Allow certifying again with new bound settings, paying for the "
-                                              "re-draw: every bound at delta / k, k = distinct attempts.")] = False,
+                                              "re-draw: attempt j computes every bound at delta / (j (j + 1)).")] = False,
     fmt: FormatOpt = "table",
     nproc: NprocOpt = 1,
     device: DeviceOpt = "auto",

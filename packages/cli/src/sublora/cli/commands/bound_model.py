@@ -24,7 +24,7 @@ def bound_model(
                                                      "must give the model's own tokenizer's ids.")] = None,
     force: Annotated[bool, typer.Option(help="Recompute an existing certificate in --out.")] = False,
     charge: Annotated[bool, typer.Option(help="Allow certifying again with new settings, paying for it "
-                                              "(every bound at delta / k).")] = False,
+                                              "(attempt j: every bound at delta / (j (j + 1))).")] = False,
     trust_tokenizer: Annotated[bool, typer.Option(help="Bound a model directory without a tokenizer, vouching "
                                                        "that it reads the data's ids.")] = False,
     fmt: FormatOpt = "table",

@@ -32,7 +32,7 @@ def run(
     preset: Preset = "default",
     rerun_changed: RerunChanged = False,
     charge: Annotated[bool, typer.Option(help="Certifying a certified run again with new bound settings: pay for "
-                                              "the re-draw (every bound at delta / k, docs/bounds.md section 8).")] = False,
+                                              "the re-draw (attempt j: every bound at delta / (j (j + 1)), docs/bounds.md section 8).")] = False,
 ) -> None:
     """Prepare data, train, compress, bound and verify; print the results table."""
     from sublora.cli.options import resolve
