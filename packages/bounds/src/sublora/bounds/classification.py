@@ -301,8 +301,10 @@ def refuse_rebound(run_dir: Path, manifest: dict[str, Any]) -> None:
     """`sublora bound` on a finetuning run: refused (its certificate is written by `sublora finetune`)."""
     if isinstance(manifest, dict) and manifest.get("kind") == RUN_KIND:
         raise RunDirError(f"{run_dir} is a finetuning run: `sublora finetune` compressed and bounded it already.",
-                          hint=f"Check its certificate with `sublora verify {run_dir}`; to change the bound settings, "
-                               "finetune again into a new --out with --bound.FIELD=VALUE.")
+                          hint=f"Check its certificate with `sublora verify {run_dir}`. Its bound settings were fixed "
+                               "with it: finetuning again into a new --out with other bound settings and keeping the "
+                               "better certificate is a choice after seeing this one, which no ledger there counts "
+                               "(count it in bound.hyper_bits).")
 
 
 # ---------------------------------------------------------------- verify
