@@ -63,3 +63,53 @@ def test_library_errors_still_go_through_sublora_messages(tmp_path):
     assert result.returncode == 2
     assert "Unknown projector 'rdkrom'. Did you mean 'rdkron'?" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_messages_are_printed_as_text_not_as_markup(tmp_path):
+    """A path or spec with brackets ([/x] is a closing tag to rich) is shown as it is, never a traceback."""
+    result = run("show", str(tmp_path / "runs[/x]"))
+    assert result.returncode == 6, result.stderr
+    assert "runs[/x]" in result.stderr and "Traceback" not in result.stderr and "internal error" not in result.stderr
+    result = run("train", "--out", str(tmp_path / "r"), "--projector", "[bold]x")
+    assert result.returncode == 2 and "[bold]x" in result.stderr and "Traceback" not in result.stderr
+
+
+def _run_dir(tmp_path: Path, manifest, certificate: str | None = None) -> Path:
+    import json
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir(parents=True)
+    (run_dir / "manifest.json").write_text(json.dumps(manifest))
+    if certificate is not None:
+        (run_dir / "certificate.json").write_text(certificate)
+    return run_dir
+
+
+def test_show_refuses_damaged_files_with_a_next_step(tmp_path):
+    from sublora.core.config import RunConfig
+
+    listed = run("show", str(_run_dir(tmp_path / "a", [])))
+    assert listed.returncode == 6 and "not a JSON object" in listed.stderr and "hint:" in listed.stderr
+    cut = run("show", str(_run_dir(tmp_path / "b", {"config": RunConfig().to_dict()}, certificate='{"bounds": [')))
+    assert cut.returncode == 6 and "not valid JSON" in cut.stderr and "--force" in cut.stderr
+    no_config = run("show", str(_run_dir(tmp_path / "c", {"status": "trained"})))
+    assert no_config.returncode == 6 and "holds no config" in no_config.stderr
+    for result in (listed, cut, no_config):
+        assert "internal error" not in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_certificate_without_its_model_says_which_file_is_missing(tmp_path):
+    import pytest
+
+    from sublora.core.errors import RunDirError
+    from sublora.core.rundir import RunDir
+
+    run_dir = _run_dir(tmp_path, {"config": {}}, certificate="{}")
+    with pytest.raises(RunDirError, match="has a certificate but not model.slc") as info:
+        RunDir(run_dir).require(certified=True)
+    assert "--force" in info.value.hint
+
+
+def test_a_negative_rescore_seed_is_a_usage_error(tmp_path):
+    result = run("verify", str(tmp_path), "--rescore-seed", "-1")
+    assert result.returncode == 2 and "Traceback" not in result.stderr

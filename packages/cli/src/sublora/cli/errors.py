@@ -6,6 +6,8 @@ import os
 import sys
 import traceback
 
+from rich.markup import escape
+
 from sublora.cli.console import err
 
 EXIT_CODES = {
@@ -43,22 +45,22 @@ def report(exc: BaseException) -> int:
     if debug_enabled():
         traceback.print_exception(exc, file=sys.stderr)
     if isinstance(exc, SubloraError):
-        err.print(f"[bold red]error:[/] {exc.message}", highlight=False, markup=True, soft_wrap=True)
+        err.print(f"[bold red]error:[/] {escape(str(exc.message))}", highlight=False, soft_wrap=True)
         if exc.hint:
-            err.print(f"[yellow]hint:[/] {exc.hint}", highlight=False, soft_wrap=True)
+            err.print(f"[yellow]hint:[/] {escape(str(exc.hint))}", highlight=False, soft_wrap=True)
         if not debug_enabled():
-            err.print("[dim](run with --debug or SUBLORA_DEBUG=1 for a traceback)[/]", highlight=False)
+            err.print("[dim](for a traceback: sublora --debug COMMAND ..., or SUBLORA_DEBUG=1)[/]", highlight=False)
         return exit_code(exc)
     if isinstance(exc, KeyboardInterrupt):  # one line: where the run stands and how to go on
         message = getattr(exc, "message", None) or "interrupted; rerun the same command to continue."
         err.print(message, highlight=False, markup=False, soft_wrap=True)
         return 130
     if isinstance(exc, OSError) and exc.filename is not None:  # a path that is missing, unreadable or of the wrong kind
-        err.print(f"[bold red]error:[/] {exc.strerror or exc}: {exc.filename}", highlight=False, soft_wrap=True)
+        err.print(f"[bold red]error:[/] {escape(f'{exc.strerror or exc}: {exc.filename}')}", highlight=False, soft_wrap=True)
         err.print("[yellow]hint:[/] check the path (and that nothing else is writing there), then rerun.",
                   highlight=False, soft_wrap=True)
         return EXIT_CODES["OSError"]
-    err.print(f"[bold red]internal error:[/] {type(exc).__name__}: {exc}", highlight=False, soft_wrap=True)
+    err.print(f"[bold red]internal error:[/] {escape(f'{type(exc).__name__}: {exc}')}", highlight=False, soft_wrap=True)
     if not debug_enabled():
-        err.print("[dim]This is a bug in sublora or a plugin; rerun with --debug for the traceback.[/]")
+        err.print("[dim]This is a bug in sublora or a plugin; rerun as sublora --debug COMMAND ... for the traceback.[/]")
     return 1

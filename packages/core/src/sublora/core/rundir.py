@@ -85,16 +85,31 @@ class RunDir:
                 hint="Train into it first with `sublora train --out DIR` (or `sublora run`).",
             )
         try:
-            return read_json(self.manifest)
+            manifest = read_json(self.manifest)
         except ValueError as exc:
-            raise RunDirError(f"{self.manifest} is corrupt: {exc}.") from exc
+            raise RunDirError(f"{self.manifest} is corrupt: {exc}.",
+                              hint="It was edited or cut short; restore it, or train into a new directory.") from exc
+        if not isinstance(manifest, dict):
+            raise RunDirError(f"{self.manifest} is not a JSON object.",
+                              hint="It was not written by sublora, or was edited; restore it.")
+        return manifest
 
     def require(self, certified: bool = False) -> None:
         """Refuse a directory that is not a run (or not a certified one), cheaply: before any heavy import."""
         self.read_manifest()
-        if certified and not (self.certificate.is_file() and self.compressed.is_file()):
+        if not certified:
+            return
+        has_cert, has_model = self.certificate.is_file(), self.compressed.is_file()
+        if not has_cert and not has_model:
             raise RunDirError(f"{self.root} has no certificate and compressed model yet.",
-                              hint="Bound it first: `sublora bound RUN_DIR`.")
+                              hint=f"Bound it first: `sublora bound {self.root}`.")
+        if not has_model:
+            raise RunDirError(f"{self.root} has a certificate but not {self.compressed.name}, the compressed model it "
+                              "certifies.", hint=f"Restore {self.compressed.name}, or certify again: "
+                                                 f"`sublora bound {self.root} --force`.")
+        if not has_cert:
+            raise RunDirError(f"{self.root} has {self.compressed.name} but no certificate.json.",
+                              hint=f"Certify it: `sublora bound {self.root} --force`.")
 
     def config(self) -> RunConfig:
         manifest = self.read_manifest()

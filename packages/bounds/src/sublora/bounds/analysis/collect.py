@@ -106,7 +106,15 @@ def collect(results: str | Path, bound: str = "headline") -> list[RunRecord]:
         manifest_path = run / "manifest.json"
         if not manifest_path.is_file():
             continue
-        manifest, cert = read_json(manifest_path), json.loads(cert_path.read_text())
+        try:
+            manifest, cert = read_json(manifest_path), json.loads(cert_path.read_text())
+        except ValueError as exc:
+            raise RunDirError(f"{run}: its manifest.json or certificate.json is not valid JSON ({exc}).",
+                              hint=f"Restore or recompute it (`sublora bound {run} --force`), or move the run out of "
+                                   f"{results}.") from exc
+        if not isinstance(manifest, dict) or not isinstance(cert, dict) or manifest.get("kind") == "finetune" \
+                or "losses_bits_per_token" not in cert:
+            continue  # not a pretraining run's certificate (a finetuning or post-hoc one): nothing to compare
         config = manifest["config"]
         by_name = {b["name"]: b for b in cert["bounds"]}
         name = headline_or_fixed(cert) if bound == "headline" else bound

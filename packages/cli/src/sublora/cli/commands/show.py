@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+from rich.markup import escape
+
 from sublora.cli.console import out
 from sublora.cli.options import RunDirArg
 
@@ -11,13 +13,17 @@ from sublora.cli.options import RunDirArg
 def show(run_dir: RunDirArg) -> None:
     """Print a run's config, training curve summary, compression and bounds (reads files only)."""
     from sublora.cli.report import print_certificate
+    from sublora.core.errors import RunDirError
     from sublora.core.rundir import RunDir
 
     rd = RunDir(run_dir)
     manifest = rd.read_manifest()
     if manifest.get("kind") == "finetune": return __import__("sublora.cli.commands.finetune", fromlist=["x"]).show_finetune(rd, manifest)  # issue 13.1
-    cfg = manifest["config"]
-    out.print(f"[bold]{run_dir}[/]  status: {manifest.get('status')}  created: {manifest.get('created')}")
+    cfg = manifest.get("config")
+    if not isinstance(cfg, dict):
+        raise RunDirError(f"{rd.manifest} holds no config.", hint="It was not written by sublora, or was edited.")
+    out.print(f"[bold]{escape(str(run_dir))}[/]  status: {escape(str(manifest.get('status')))}  "
+              f"created: {escape(str(manifest.get('created')))}")
     out.print(f"model: {cfg['model']['preset']} {manifest.get('model', {})}  projector: {cfg['sublora']['projector']} "
               f"d={cfg['sublora']['intrinsic_dim']}", highlight=False)
     out.print(f"data: {cfg['data']['source']} / {cfg['data']['tokenizer']}", highlight=False)
@@ -36,7 +42,16 @@ def show(run_dir: RunDirArg) -> None:
     if report:
         out.print(f"projector state (end of training): {json.dumps(report)}", highlight=False)
     if rd.certificate.is_file():
-        cert = json.loads(rd.certificate.read_text())
+        try:
+            cert = json.loads(rd.certificate.read_text())
+        except ValueError as exc:
+            raise RunDirError(f"{rd.certificate} is not valid JSON: {exc}.",
+                              hint=f"Recompute it: `sublora bound {run_dir} --force`.") from exc
+        if not isinstance(cert, dict) or not isinstance(cert.get("bounds"), list):
+            raise RunDirError(f"{rd.certificate} is not a sublora certificate.",
+                              hint=f"Recompute it: `sublora bound {run_dir} --force`.")
+        out.print(f"[dim]the certificate as written; `sublora verify {escape(str(run_dir))}` recomputes and checks it[/]",
+                  highlight=False)
         if cert.get("projector_report"):
             out.print(f"projector state (certified, quantized): {json.dumps(cert['projector_report'])}", highlight=False)
         print_certificate(cert)

@@ -12,7 +12,7 @@ RescoreOpt = Annotated[str, typer.Option(
     "--rescore", help="quick: re-score 16 token blocks and 4 documents of the evidence, chosen at random now; "
     "all: every sampled block and document (slower; the time is printed).")]
 RescoreSeedOpt = Annotated[Optional[int], typer.Option(
-    "--rescore-seed", help="Seed of the quick check's random choice (default: fresh; each run prints its seed).")]
+    "--rescore-seed", min=0, help="Seed of the quick check's random choice (default: fresh; each run prints its seed).")]
 
 
 DeviceOpt = Annotated[str, typer.Option(
