@@ -160,3 +160,22 @@ def test_a_pretrained_base_with_more_outputs_exports_the_tokenizer_restricted_pr
     again = score_token_blocks(CausalLMPredictor(hf), data.train, config.model.block_size, evidence.alphas, None,
                                seed=0, _indices=np.asarray(evidence.tokens.block_indices)[:4], vocab=257)
     np.testing.assert_allclose(again.loss, evidence.tokens.loss[:, :4], atol=1e-4, rtol=1e-5)
+
+
+def test_export_refuses_an_edited_certificate_unless_told_not_to_verify(certified_run, tmp_path):
+    """The card repeats the certificate's headline: an edited number must not reach it unchecked."""
+    import shutil
+
+    from sublora.core.errors import VerificationError
+
+    run = tmp_path / "run"
+    shutil.copytree(certified_run, run)
+    cert = json.loads((run / "certificate.json").read_text())
+    assert cert["headline"].get("value") is not None
+    cert["headline"]["value"] = round(cert["headline"]["value"] - 1.0, 4)
+    (run / "certificate.json").write_text(json.dumps(cert))
+    with pytest.raises(VerificationError):
+        export_hf(run, tmp_path / "hf")
+    assert not (tmp_path / "hf").exists()
+    summary = export_hf(run, tmp_path / "hf2", verify=False)
+    assert summary["verified"] is False and "NOT verified" in (tmp_path / "hf2" / "README.md").read_text()

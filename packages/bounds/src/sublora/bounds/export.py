@@ -21,6 +21,7 @@ from typing import Any
 from sublora.core.data.dataset import file_sha256
 from sublora.core.errors import RunDirError
 from sublora.core.manifest import read_json
+from sublora.core.rundir import RunDir
 
 EOT_TEXT = "<|endoftext|>"
 TOKENIZER_INFO = "sublora_tokenizer.json"
@@ -120,8 +121,11 @@ def _arithmetic(cert: dict[str, Any]) -> str:
 
 
 def _card(cert: dict[str, Any], manifest: dict[str, Any], cert_sha: str, tokenizer: dict[str, Any],
-          vocab_rule: str, params: int) -> str:
+          vocab_rule: str, params: int, verified: bool) -> str:
     head = cert.get("headline") or {}
+    checked = ("The certificate was verified at export (`sublora verify`: every field and bound recomputed from "
+               "model.slc, the settings and the evidence; a random sample re-scored)." if verified else
+               "The certificate was NOT verified at export (`--no-verify`).")
     if head.get("value") is not None:
         headline = (f"**{head['name']} <= {head['value']:.4f} bits per token** (target {head.get('target')}, "
                     f"alpha {head.get('alpha')}, with probability >= 1 - {cert['searches']['attempts']['delta']})")
@@ -154,7 +158,7 @@ logits are those of the certified model.{_arithmetic(cert)}
 
 The bound is about the smoothed predictor (1 - alpha) p + alpha / V with V = {cert.get('vocab', {}).get('V')}
 ({vocab_rule}); it holds for this model on the training data's distribution as described in sublora's
-docs/bounds.md. Re-check it with `sublora verify RUN_DIR` on the original run.
+docs/bounds.md. {checked} Re-check it with `sublora verify RUN_DIR` on the original run.
 
 ## Use
 
@@ -167,8 +171,12 @@ Tokenization: {tokenizer['how']}. End of text: id {tokenizer['eot_id']}; vocabul
 """
 
 
-def export_hf(run_dir: str | Path, out_dir: str | Path, force: bool = False) -> dict[str, Any]:
-    """Write the certified model of ``run_dir`` to ``out_dir`` as Hugging Face weights; return a summary."""
+def export_hf(run_dir: str | Path, out_dir: str | Path, force: bool = False, verify: bool = True) -> dict[str, Any]:
+    """Write the certified model of ``run_dir`` to ``out_dir`` as Hugging Face weights; return a summary.
+
+    ``verify``: first check the certificate as ``sublora verify`` does (every field and bound recomputed, a
+    random sample re-scored), so the card never repeats a number the run's files do not give.
+    """
     from sublora.bounds.certificates import certified_dtype, load_certified
     from sublora.bounds.certify import vocab_record
     from sublora.core.build import as_hf
@@ -178,6 +186,12 @@ def export_hf(run_dir: str | Path, out_dir: str | Path, force: bool = False) -> 
     run_dir, out = Path(run_dir), Path(out_dir)
     if out.exists() and any(out.iterdir()) and not force:
         raise RunDirError(f"{out} is not empty.", hint="Choose a new directory, or pass --force to overwrite it.")
+    RunDir(run_dir).require(certified=True)
+    checks = None
+    if verify:
+        from sublora.bounds.verify import verify as verify_run
+
+        checks = verify_run(run_dir, "quick")  # raises VerificationError on an edited or damaged certificate
     model, config, data = load_certified(run_dir)  # checks model.slc against the certificate's hash
     model = as_hf(model, config, data.vocab_size, data.eot_id)  # save_pretrained: transformers' GPT-2
     cert = read_json(run_dir / "certificate.json")
@@ -198,8 +212,8 @@ def export_hf(run_dir: str | Path, out_dir: str | Path, force: bool = False) -> 
     params = sum(p.numel() for p in merged.parameters())
     rule = ("every output of the model" if record["rule"] == "model"
             else "the tokenizer's ids: the exported head keeps only those rows")
-    (out / "README.md").write_text(_card(cert, manifest, cert_sha, tokenizer, rule, params))
+    (out / "README.md").write_text(_card(cert, manifest, cert_sha, tokenizer, rule, params, checks is not None))
     head = cert.get("headline") or {}
     return {"out": str(out), "parameters": params, "certificate_sha256": cert_sha,
             "config_sha256": manifest.get("config_sha256"), "headline": {k: head.get(k) for k in ("name", "value")},
-            "tokenizer": tokenizer}
+            "tokenizer": tokenizer, "verified": checks is not None}
