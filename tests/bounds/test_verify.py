@@ -321,3 +321,20 @@ def test_cli_verify_rescores_all_and_reports_a_corrupt_file_clearly(run):
     result = sublora("verify", run)
     assert result.returncode == 8
     assert "bounds[0].inputs: missing" in result.stderr and "internal error" not in result.stderr
+
+
+def test_evidence_without_loss_extremes_is_refused(run):
+    """Every estimator checks the per-token loss extremes when they are there; verify insists they are."""
+    from dataclasses import replace
+
+    from sublora.bounds.certify import vocab_record
+    from sublora.bounds.rescore import draws_match
+
+    model, config, data = load_certified(run)
+    evidence = load_evidence(run / "evidence.npz")
+    V = vocab_record(model, data, config)["V"]
+    assert "seeded draws" in draws_match(evidence, config, data, V)
+    for part in ("tokens", "documents"):
+        stripped = replace(evidence, **{part: replace(getattr(evidence, part), loss_extremes=None)})
+        with pytest.raises(VerificationError, match="loss_extremes"):
+            draws_match(stripped, config, data, V)

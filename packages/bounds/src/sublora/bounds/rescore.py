@@ -100,6 +100,12 @@ def draws_match(evidence: Evidence, config: RunConfig, data, vocab: int) -> str:
     for k, e in d.topk_error.items():
         _shape(f"document top-{k} error", e, (d.n,))
         _in_range(f"document top-{k} error", e, 1.0)
+    for what, extremes in (("token", t.loss_extremes), ("document", d.loss_extremes)):
+        if extremes is None:  # sublora's scorer always records them; every estimator checks them (bounds.md 2)
+            raise VerificationError(f"evidence.npz has no {what}_loss_extremes (the smallest and largest per-token "
+                                    "loss at each alpha), which sublora's scorer always records.",
+                                    hint="The evidence was not written by sublora's scorer; certify again.")
+        _shape(f"{what}_loss_extremes", extremes, (A, 2))
     return (f"evidence: the {t.blocks} token blocks and {d.n} documents are the seeded draws of the settings, "
             f"at alphas {list(b.alphas)}")
 
