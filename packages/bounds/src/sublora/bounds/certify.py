@@ -43,7 +43,7 @@ from sublora.core.config import RunConfig
 from sublora.core.data.dataset import file_sha256
 from sublora.core.errors import BoundError, RunDirError
 from sublora.core.manifest import read_json, write_json
-from sublora.core.quantizer import QuantizedVector
+from sublora.core.quantizer import QuantizedVector, tensor_seed
 from sublora.core.rundir import RunDir, staged
 
 ProgressFactory = Callable[[str], AbstractContextManager]
@@ -138,7 +138,7 @@ def _quantize(model, data, config: RunConfig, continuous: dict, levels: int | No
     b = config.bound
     quantizer = quantizer_for(config, levels)
     levels = quantizer.config.levels
-    plain = {name: quantizer.quantize(t.double().numpy(), seed=b.seed + i)
+    plain = {name: quantizer.quantize(t.double().numpy(), seed=tensor_seed(b.seed, i))
              for i, (name, t) in enumerate(continuous.items())}
     if not b.qat_steps:
         return Compression(plain, plain, levels)

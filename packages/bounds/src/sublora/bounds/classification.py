@@ -41,6 +41,7 @@ from sublora.bounds.container import write_compressed
 from sublora.core.bound import DocumentEvidence, Evidence
 from sublora.core.errors import RunDirError, VerificationError
 from sublora.core.manifest import read_json, versions, write_json
+from sublora.core.quantizer import tensor_seed
 from sublora.core.rundir import RunDir, staged
 
 KIND = "classification"
@@ -262,7 +263,7 @@ def certify_classification(rd: RunDir, config, model, task, train, val, base, pr
     b = config.bound
     quantizer = quantizer_for(config)
     continuous = {name: t.clone() for name, t in model.hypothesis().items()}
-    quantized = {name: quantizer.quantize(t.double().numpy(), seed=b.seed + i)
+    quantized = {name: quantizer.quantize(t.double().numpy(), seed=tensor_seed(b.seed, i))
                  for i, (name, t) in enumerate(continuous.items())}
     coder = coder_for(config)
     task_record = _task_record(task)

@@ -14,6 +14,21 @@ if TYPE_CHECKING:  # numpy is imported where it is used, so importing the config
     import numpy as np
 
 
+#: Tag of the quantizers' seed streams (docs/bounds.md section 3): "quan".
+QUANTIZER_STREAM = 0x7175616E
+
+
+def tensor_seed(bound_seed: int, index: int) -> int:
+    """The seed a quantizer gets for the ``index``-th coded tensor: a stream of its own, derived from
+    ``bound.seed`` through numpy's SeedSequence with a tag. (``bound.seed + index`` handed the first tensor
+    the very generator, ``default_rng(bound.seed)``, that draws the evaluated token blocks, and the second
+    the one that draws the documents: the hypothesis then depended on the sample it is evaluated on.)"""
+    import numpy as np
+
+    state = np.random.SeedSequence([int(bound_seed), QUANTIZER_STREAM, int(index)]).generate_state(1, np.uint64)
+    return int(state[0] >> np.uint64(1))  # a non-negative int64
+
+
 class QuantizerConfig(ComponentConfig):
     """``levels`` is the codebook size asked for; ``bound.levels_grid`` builds one quantizer per candidate size.
 

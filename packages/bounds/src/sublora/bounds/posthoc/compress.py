@@ -20,7 +20,7 @@ import torch
 
 from sublora.bounds.container import MAGIC
 from sublora.core.errors import VerificationError
-from sublora.core.quantizer import QuantizedVector
+from sublora.core.quantizer import QuantizedVector, tensor_seed
 from sublora.core.registry import registry
 
 
@@ -101,7 +101,7 @@ def quantize_and_write(net: torch.nn.Module, settings, coder, path: Path, progre
             p = params[e.tensor]
             flat = p.data.view(-1)
             values = flat[e.start: e.start + e.length].double().numpy()
-            q = (vector_q if e.vector else matrix_q).quantize(values, seed=seed + i)
+            q = (vector_q if e.vector else matrix_q).quantize(values, seed=tensor_seed(seed, i))
             payload = writer.add(q, coder, e.tensor)
             back = coder.decode(payload, e.length, q.codebook.size)
             if not np.array_equal(np.asarray(back), q.symbols):
