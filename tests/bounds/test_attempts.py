@@ -116,7 +116,7 @@ def test_settings_that_change_no_number_are_not_an_attempt(make_tiny_config):
 def test_the_ledger_is_plain_json_lines(run):
     certify(run)
     line = json.loads((run / LEDGER).read_text().splitlines()[0])
-    assert set(line) == {"time", "settings_sha256"}
+    assert set(line) == {"time", "settings_sha256", "hypothesis_sha256"}
 
 
 def test_the_manifest_names_the_components_the_certificate_used(run):
@@ -150,3 +150,27 @@ def test_certify_quantizes_with_the_derived_seeds(run, monkeypatch):
     cert = certify(run)
     n = len(cert["hypothesis"]) if isinstance(cert.get("hypothesis"), dict) else 1
     assert seen and set(seen) == {tensor_seed(cert["bound_settings"]["seed"], i) for i in range(n)}
+
+
+def _ledger_line(run, **entry):
+    with (run / LEDGER).open("a") as f:
+        f.write(json.dumps({"time": "2026-01-01T00:00:00", **entry}) + "\n")
+
+
+def test_another_model_with_the_same_settings_is_another_attempt(run, make_tiny_config):
+    """The ledger keys an attempt by its settings and its compressed model: a model certified into this run
+    before (here: another model.slc's hash) makes this one attempt 2."""
+    digest = settings_sha256(make_tiny_config(bound={"levels": 5, "qat_steps": 0}).bound)
+    _ledger_line(run, settings_sha256=digest, hypothesis_sha256="0" * 64)
+    with pytest.raises(BoundError, match="these bound settings but another model"):
+        certify(run, force=True)
+    cert = certify(run, force=True, charge=True)
+    assert cert["searches"]["attempts"]["attempt"] == 2
+    assert cert["searches"]["attempts"]["hypothesis_sha256"] == hashlib.sha256(
+        hashlib.sha256((run / "model.slc").read_bytes()).digest()).hexdigest()
+
+
+def test_a_ledger_entry_from_before_hypotheses_were_recorded_stands_for_any_model(run, make_tiny_config):
+    digest = settings_sha256(make_tiny_config(bound={"levels": 5, "qat_steps": 0}).bound)
+    _ledger_line(run, settings_sha256=digest)
+    assert certify(run, force=True)["searches"]["attempts"]["attempt"] == 1

@@ -183,3 +183,19 @@ def test_cli_bound_model_then_verify(models, data_dir, tmp_path):
     bad = subprocess.run([*cli, "bound-model", str(tmp_path), "--data", str(data_dir), "--out", str(tmp_path / "o")],
                          capture_output=True, text=True, env=env, timeout=120)
     assert bad.returncode != 0 and "no config.json" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_another_model_into_the_same_out_is_a_paid_attempt(models, data_dir, tmp_path):
+    """Same settings, another model: keeping the better of the two certificates is a choice after seeing the
+    first, so the ledger counts the model too (its model.slc and architecture)."""
+    from sublora.core.errors import BoundError
+
+    out = tmp_path / "out"
+    first = bound_model(models["gpt_neox"], data_dir, out, PosthocSettings.from_overrides(SMALL))
+    assert first["searches"]["attempts"]["attempt"] == 1
+    with pytest.raises(BoundError, match="another model"):
+        bound_model(models["llama"], data_dir, out, PosthocSettings.from_overrides(SMALL), force=True)
+    second = bound_model(models["llama"], data_dir, out, PosthocSettings.from_overrides(SMALL), force=True, charge=True)
+    assert second["searches"]["attempts"]["attempt"] == 2
+    assert all(b["inputs"]["delta"] == pytest.approx(0.05 / 6) for b in second["bounds"])
+    verify(out, "quick", seed=1)

@@ -58,31 +58,59 @@ def read_ledger(run_dir: Path) -> list[dict[str, Any]]:
     return entries
 
 
+def hypothesis_sha256(*parts: Path | bytes) -> str:
+    """The identity of a certified hypothesis: its files (model.slc; a post-hoc bound's architecture too)."""
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(hashlib.sha256(part if isinstance(part, bytes) else Path(part).read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def _key(entry: dict[str, Any]) -> str:
+    hypothesis = entry.get("hypothesis_sha256")
+    return entry["settings_sha256"] + (f"/{hypothesis}" if hypothesis else "")
+
+
 def distinct_attempts(entries: list[dict[str, Any]]) -> list[str]:
-    """The distinct settings hashes, in the order first tried."""
-    return list(dict.fromkeys(e["settings_sha256"] for e in entries))
+    """The distinct attempts in the order first tried: the settings' hash, '/' the hypothesis' when recorded
+    (entries written before 2026-11-30 hold the settings only and stand for any hypothesis)."""
+    return list(dict.fromkeys(_key(e) for e in entries))
 
 
 def attempt_delta(delta: float, attempt: int) -> float:
-    """delta_j = delta / (j (j + 1)) of the j-th distinct settings (j >= 1): the shares sum to delta."""
+    """delta_j = delta / (j (j + 1)) of the j-th distinct attempt (j >= 1): the shares sum to delta."""
     if attempt < 1:
         raise BoundError(f"Attempts are numbered from 1; got {attempt}.")
     return delta / (attempt * (attempt + 1))
 
 
-def attempt_number(seen: list[str], digest: str) -> int:
-    """j of the settings ``digest``: its place among the distinct settings tried (the next one if new)."""
-    return seen.index(digest) + 1 if digest in seen else len(seen) + 1
+def _match(seen: list[str], digest: str, hypothesis: str | None) -> int | None:
+    """Index of the attempt these settings (and hypothesis) are, or None. Without a hypothesis (the check
+    made before one exists) any attempt with these settings matches."""
+    for i, key in enumerate(seen):
+        settings, _, held = key.partition("/")
+        if settings == digest and (hypothesis is None or not held or held == hypothesis):
+            return i
+    return None
 
 
-def planned_attempts(run_dir: Path, settings: BoundSettings, charge: bool) -> int:
-    """j for a certification with ``settings``: refused when they are new and ``charge`` is False."""
+def attempt_number(seen: list[str], digest: str, hypothesis: str | None = None) -> int:
+    """j of the settings ``digest`` (and ``hypothesis``): its place among the attempts tried (the next if new)."""
+    i = _match(seen, digest, hypothesis)
+    return len(seen) + 1 if i is None else i + 1
+
+
+def planned_attempts(run_dir: Path, settings: BoundSettings, charge: bool, hypothesis: str | None = None) -> int:
+    """j for a certification with ``settings`` (of ``hypothesis``, once it exists): refused when the attempt is
+    new and ``charge`` is False. Called before any work with the settings alone, then with the hypothesis."""
     seen = distinct_attempts(read_ledger(run_dir))
     digest = settings_sha256(settings)
-    j = attempt_number(seen, digest)
-    if digest not in seen and seen and not charge:
+    j = attempt_number(seen, digest, hypothesis)
+    if j > len(seen) and seen and not charge:
+        what = ("other bound settings" if _match(seen, digest, None) is None else
+                "these bound settings but another model (its compressed file differs)")
         raise BoundError(
-            f"{run_dir} was certified before with other bound settings ({len(seen)} distinct attempt(s) in {LEDGER}). "
+            f"{run_dir} was certified before with {what} ({len(seen)} distinct attempt(s) in {LEDGER}). "
             "Keeping the better of several certificates is a choice after seeing data.",
             hint=f"Pass --charge to pay for it (attempt {j}: every bound at delta / {j * (j + 1)}), or certify with "
                  "the earlier settings again (free: identical settings give the identical certificate).",
@@ -90,19 +118,21 @@ def planned_attempts(run_dir: Path, settings: BoundSettings, charge: bool) -> in
     return j
 
 
-def record_attempt(run_dir: Path, settings: BoundSettings) -> dict[str, Any]:
+def record_attempt(run_dir: Path, settings: BoundSettings, hypothesis: str | None = None) -> dict[str, Any]:
     """Append this attempt (before the evaluation sample is scored); return the ledger's summary."""
     path = Path(run_dir) / LEDGER
     entry = {"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "settings_sha256": settings_sha256(settings)}
+    if hypothesis is not None:
+        entry["hypothesis_sha256"] = hypothesis
     with path.open("a") as f:
         f.write(json.dumps(entry) + "\n")
-    return summary(run_dir, settings)
+    return summary(run_dir, settings, hypothesis)
 
 
-def summary(run_dir: Path, settings: BoundSettings) -> dict[str, Any]:
-    """What the certificate records: which attempt these settings are (j, fixed once they are in the ledger)
-    and the delta each bound uses, delta / (j (j + 1))."""
+def summary(run_dir: Path, settings: BoundSettings, hypothesis: str | None = None) -> dict[str, Any]:
+    """What the certificate records: which attempt these settings (and hypothesis) are (j, fixed once they are
+    in the ledger) and the delta each bound uses, delta / (j (j + 1))."""
     digest = settings_sha256(settings)
-    j = attempt_number(distinct_attempts(read_ledger(run_dir)), digest)
+    j = attempt_number(distinct_attempts(read_ledger(run_dir)), digest, hypothesis)
     return {"attempt": j, "rule": "delta / (j (j + 1))", "ledger": LEDGER, "settings_sha256": digest,
-            "delta": settings.delta, "delta_per_attempt": attempt_delta(settings.delta, j)}
+            "hypothesis_sha256": hypothesis, "delta": settings.delta, "delta_per_attempt": attempt_delta(settings.delta, j)}

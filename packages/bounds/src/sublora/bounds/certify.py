@@ -258,7 +258,7 @@ def certify(run_dir: str | Path, progress: ProgressFactory | None = None, force:
 
 def _certify(run_dir: str | Path, progress: ProgressFactory | None, force: bool,
              overrides: dict[str, Any] | None, charge: bool) -> dict[str, Any]:
-    from sublora.bounds.attempts import planned_attempts, record_attempt
+    from sublora.bounds.attempts import hypothesis_sha256, planned_attempts, record_attempt
     from sublora.bounds.sharded import record as scoring_record
     from sublora.core.checkpoint import read_checkpoint
     from sublora.core.overrides import apply_overrides
@@ -307,7 +307,9 @@ def _certify(run_dir: str | Path, progress: ProgressFactory | None, force: bool,
         quantized_loss = estimate_loss(model, data, config)
 
         # 2. score the quantized model and compute every bound, at delta / (j (j + 1)) for attempt j on this run
-        attempts = record_attempt(rd.root, config.bound)
+        hypothesis = hypothesis_sha256(tmp_model)  # another model certified with the same settings is another attempt
+        planned_attempts(rd.root, config.bound, charge, hypothesis)
+        attempts = record_attempt(rd.root, config.bound, hypothesis)
         evidence = _collect_evidence(model, data, config, vocab["V"], progress)
         save_evidence(tmp_evidence, evidence)
         fields = certificate_fields(config, model, data, quantized, code_bits, evidence, attempts)

@@ -256,7 +256,7 @@ def classification_fields(config, model, task_record: dict[str, Any], quantized:
 
 def certify_classification(rd: RunDir, config, model, task, train, val, base, progress=None) -> dict[str, Any]:
     """Quantize and code w, score the quantized classifier, bound its error; returns the certificate."""
-    from sublora.bounds.attempts import record_attempt
+    from sublora.bounds.attempts import hypothesis_sha256, planned_attempts, record_attempt
     from sublora.core.data.dataset import file_sha256
     from sublora.core.finetune.train import TRAIN_ACCURACY_EXAMPLES, accuracy, accuracy_index
 
@@ -271,7 +271,9 @@ def certify_classification(rd: RunDir, config, model, task, train, val, base, pr
         code_bits = write_compressed(tmp_model, quantized, b.coder, coder)
         load_quantized(model, quantized)
         model.eval()
-        attempts = record_attempt(rd.root, b)
+        hypothesis = hypothesis_sha256(tmp_model)
+        planned_attempts(rd.root, b, False, hypothesis)  # the run's one model: a new one here would be a new attempt
+        attempts = record_attempt(rd.root, b, hypothesis)
         evidence = collect_evidence(model, train, config, task.num_classes)
         save_evidence(tmp_evidence, evidence)
         fields = classification_fields(config, model, task_record, quantized, code_bits, evidence, attempts)
@@ -332,7 +334,7 @@ def verify_classification(run_dir: str | Path, rescore_mode: str = "quick", seed
 
 def _verify(rd: RunDir, manifest: dict[str, Any], rescore_mode: str, seed: int | None,
             tolerance: float) -> list[str]:
-    from sublora.bounds.attempts import distinct_attempts, read_ledger, summary
+    from sublora.bounds.attempts import distinct_attempts, hypothesis_sha256, read_ledger, summary
     from sublora.bounds.certificates import RESCORE_MODES, decode_certified, need, read_certificate, refuse_differences
     from sublora.bounds.rescore import ATOL, RTOL
     from sublora.core.data.dataset import file_sha256
@@ -406,7 +408,7 @@ def _verify(rd: RunDir, manifest: dict[str, Any], rescore_mode: str, seed: int |
     load_quantized(model, decoded)
     model.eval()
     expected = classification_fields(config, model, _task_record(task), decoded, code_bits, evidence,
-                                     summary(rd.root, config.bound))
+                                     summary(rd.root, config.bound, hypothesis_sha256(rd.compressed)))
     refuse_differences(expected, cert, "what its file, settings, task and evidence give", tolerance)
     head = expected["headline"]
     value = "none" if head.get("value") is None else f"{head['value']:.4f}"

@@ -53,7 +53,7 @@ def derived_fields(config: RunConfig, model, data, decoded: dict, code_bits: int
 
     ``model`` holds the decoded values (its projector report is the certified model's).
     """
-    from sublora.bounds.attempts import LEDGER, distinct_attempts, read_ledger, summary
+    from sublora.bounds.attempts import LEDGER, distinct_attempts, hypothesis_sha256, read_ledger, summary
 
     try:
         tried = distinct_attempts(read_ledger(Path(model_dir)))
@@ -63,7 +63,8 @@ def derived_fields(config: RunConfig, model, data, decoded: dict, code_bits: int
     if not tried:
         raise VerificationError(f"{Path(model_dir) / LEDGER} is missing or empty: the ledger of certification "
                                 "attempts fixes the delta of every bound.", hint="Restore it; it is append-only.")
-    attempts = summary(Path(model_dir), config.bound)  # attempt j of the ledger: every bound at delta / (j (j + 1))
+    attempts = summary(Path(model_dir), config.bound,  # attempt j of the ledger: every bound at delta / (j (j + 1))
+                       hypothesis_sha256(RunDir(model_dir).compressed))
     return certificate_fields(config, model, data, decoded, code_bits, evidence, attempts)
 
 

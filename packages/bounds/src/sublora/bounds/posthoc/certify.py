@@ -162,7 +162,7 @@ def _no_progress(_: str):
 
 def _bound_model(model_dir: Path, data_arg, out: Path, settings: PosthocSettings, tokenizer, data_overrides,
                  charge: bool, trust_tokenizer: bool, progress) -> dict[str, Any]:
-    from sublora.bounds.attempts import planned_attempts, record_attempt
+    from sublora.bounds.attempts import hypothesis_sha256, planned_attempts, record_attempt
     from sublora.bounds.certificates import FORMAT, save_evidence
     from sublora.bounds.certify import _collect_evidence, check_evaluation_sizes, vocab_record
     from sublora.bounds.posthoc.compress import quantize_and_write, read_into, tensor_list
@@ -212,7 +212,9 @@ def _bound_model(model_dir: Path, data_arg, out: Path, settings: PosthocSettings
         predictor = CausalLMPredictor(net)
         quantized_loss = mean_loss_bits(predictor, data, block, settings.bound.seed + 2)
 
-        attempts = record_attempt(out, settings)
+        hypothesis = hypothesis_sha256(tmp_model, arch_data)  # another model into this OUT is another attempt
+        planned_attempts(out, settings, charge, hypothesis)
+        attempts = record_attempt(out, settings, hypothesis)
         t1 = time.perf_counter()
         evidence = _collect_evidence(predictor, data, config, vocab["V"], progress)
         t_score = time.perf_counter() - t1

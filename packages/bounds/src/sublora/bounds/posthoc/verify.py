@@ -40,7 +40,7 @@ def verify_posthoc(run_dir: str | Path, rescore_mode: str = "quick", seed: int |
 
 
 def _verify(out: Path, rescore_mode: str, seed: int | None, tolerance: float | None) -> list[str]:
-    from sublora.bounds.attempts import LEDGER, distinct_attempts, read_ledger, summary
+    from sublora.bounds.attempts import LEDGER, distinct_attempts, hypothesis_sha256, read_ledger, summary
     from sublora.bounds.certificates import (RESCORE_MODES, TOLERANCE, check_format, load_evidence, need,
                                              refuse_differences)
     from sublora.bounds.certify import vocab_record
@@ -121,7 +121,7 @@ def _verify(out: Path, rescore_mode: str, seed: int | None, tolerance: float | N
     if not distinct_attempts(read_ledger(out)):
         raise VerificationError(f"{out / LEDGER} is missing or empty: the ledger of certification attempts fixes "
                                 "the delta of every bound.", hint="Restore it; it is append-only.")
-    attempts = summary(out, settings)
+    attempts = summary(out, settings, hypothesis_sha256(slc, arch_path.read_bytes()))
     parameters = sum(p.numel() for p in net.parameters())
     expected = posthoc_fields(settings, block, arch_bits, code_bits, parameters, vocab, evidence, attempts)
     refuse_differences(expected, cert, "what its files, settings and evidence give", tolerance)
