@@ -238,6 +238,9 @@ def _bound_model(model_dir: Path, data_arg, out: Path, settings: PosthocSettings
                  "source": data.meta["source"]["spec"], "vocab_size": data.vocab_size, "eot_id": data.eot_id},
         "tokenizer_check": token_check,
         "settings": settings.model_dump(mode="json"),
+        "sample_independence": (f"the subsample terms assume the weights were fixed without knowledge of the "
+                                f"evaluation sample, drawn with bound.seed={settings.bound.seed} (docs/posthoc.md: use "
+                                "a seed drawn after the model was fixed)"),
         "block_size": block,
         "compressed_file": "model.slc",
         "compressed_sha256": file_sha256(out / "model.slc"),

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.markup import escape
 
 from sublora.cli.console import out
 from sublora.cli.options import FormatOpt
@@ -58,6 +59,8 @@ def bound_model(
                               indent=2))
         return
     _print(cert)
+    if cert.get("sample_independence"):
+        out.print(f"[yellow]note:[/] {escape(cert['sample_independence'])}", highlight=False)
     out.print(f"{cert['parameters']:,} parameters in {cert['code_bits']:,} bits "
               f"({cert['bits_per_parameter']:.3f} bits/parameter); wrote {out_dir / 'certificate.json'}",
               highlight=False)
