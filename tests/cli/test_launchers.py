@@ -21,7 +21,7 @@ import yaml
 
 from sublora.cli.sweeper import Sweep, make_launcher
 from sublora.core.errors import ConfigError, PluginLoadError, UnknownComponentError
-from sublora.core.launcher import Launcher, LauncherConfig, Resources, Task, minutes_of
+from sublora.core.launcher import Launcher, LauncherConfig, Resources, minutes_of
 from sublora.core.registry import registry
 from sublora.core.sweep import Grid, load_grid
 

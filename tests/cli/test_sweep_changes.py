@@ -136,3 +136,17 @@ def test_a_fixed_typo_is_used_and_a_changed_grid_is_refused_through_the_cli(tmp_
     result = sublora("sweep", path, "--out", out)
     assert result.returncode == 6 and "b (verified): train.lr 0.005 -> 0.001" in result.stderr, result.stderr
     assert "settings changed: train.lr" in sublora("sweep", path, "--out", out, "--dry-run").stdout
+
+
+def test_a_point_whose_data_cannot_be_prepared_fails_alone(tmp_path, text_corpus):
+    """One bad data set fails the points that need it, recorded with the error; the others still go on."""
+    labels = {"good": {"data.source_options": {"path": str(text_corpus)}},
+              "bad": {"data.source_options": {"path": str(tmp_path / "nosuchdir")}}}
+    sweep = Sweep(grid(text_corpus, labels=labels), tmp_path / "out")
+    (tmp_path / "out").mkdir()  # sweep.run makes it (under its lock) before preparing data
+    todo = sweep.prepare_data(sweep.plan())
+    assert [ps.point.name for ps in todo] == ["good"]
+    bad = sweep.points["bad"]
+    assert bad.state == "failed" and "preparing its data" in bad.error and "nosuchdir" in bad.error
+    saved = json.loads((tmp_path / "out" / "sweep.json").read_text())
+    assert "preparing its data" in json.dumps(saved)

@@ -113,3 +113,25 @@ def test_a_certificate_without_its_model_says_which_file_is_missing(tmp_path):
 def test_a_negative_rescore_seed_is_a_usage_error(tmp_path):
     result = run("verify", str(tmp_path), "--rescore-seed", "-1")
     assert result.returncode == 2 and "Traceback" not in result.stderr
+
+
+def test_unknown_output_format_and_conflicting_or_misplaced_options_are_refused(tmp_path):
+    fmt = run("plugins", "--format", "xml")
+    assert fmt.returncode == 2 and "xml" in fmt.stderr
+    both = run("train", "--out", str(tmp_path / "r"), "--projector", "dense", "--sublora.projector=rdkron")
+    assert both.returncode == 2 and "say different things" in both.stderr and not (tmp_path / "r").exists()
+    debug = run("train", "--out", str(tmp_path / "r"), "--debug")
+    assert debug.returncode == 2 and "sublora --debug COMMAND" in debug.stderr
+
+
+def test_a_run_directory_of_another_kind_or_with_a_broken_config_is_named(tmp_path):
+    import pytest
+
+    from sublora.core.errors import RunDirError
+    from sublora.core.rundir import RunDir
+
+    with pytest.raises(RunDirError, match="is a finetuning run"):
+        RunDir(_run_dir(tmp_path / "ft", {"kind": "finetune", "config": {}})).config()
+    with pytest.raises(RunDirError, match="manifest.json: its config is not valid") as info:
+        RunDir(_run_dir(tmp_path / "bad", {"config": {"train": {"max_steps": "abc"}}})).config()
+    assert "restore it" in info.value.hint

@@ -20,7 +20,16 @@ ProjectorOpt = Annotated[
 ]
 Preset = Annotated[str, typer.Option("--preset", help="Starting config: 'default' (main job) or 'smoke'.")]
 RunDirArg = Annotated[Path, typer.Argument(help="A run directory written by `sublora train` or `sublora run`.")]
-FormatOpt = Annotated[str, typer.Option("--format", help="Output format: table or json.")]
+FORMATS = ("table", "json")
+
+
+def _format(value: str) -> str:
+    if value not in FORMATS:
+        raise typer.BadParameter(f"{value!r} is not one of {', '.join(FORMATS)}.")
+    return value
+
+
+FormatOpt = Annotated[str, typer.Option("--format", help="Output format: table or json.", callback=_format)]
 
 OVERRIDES_HELP = (
     "Any config field can be overridden with a dotted option, e.g. "
@@ -35,6 +44,11 @@ def resolve(ctx: typer.Context, config_file: Path | None, projector: str | None 
 
     overrides = parse_overrides(list(ctx.args))
     if projector is not None:
+        if overrides.get("sublora.projector", projector) != projector:
+            from sublora.core.errors import ConfigError
+
+            raise ConfigError(f"--projector {projector} and --sublora.projector={overrides['sublora.projector']} "
+                              "say different things.", hint="Give the projector once.")
         overrides["sublora.projector"] = projector
     base = load_preset(preset) if preset else {}
     # RunConfig.from_dict checks every component spec and its options, so a typo fails before any work.

@@ -184,8 +184,7 @@ class Sweep:
             return self._run(on_change)
 
     def _run(self, on_change=None) -> list[PointState]:
-        todo = self.plan()
-        self.prepare_data(todo)
+        todo = self.prepare_data(self.plan())
         tasks = [self.task(ps) for ps in todo]
         spec = self.launcher.config.spec
         if hasattr(self.launcher, "previous_jobs"):  # a scheduler's jobs may outlive the sweep that submitted them
@@ -215,17 +214,26 @@ class Sweep:
             on_change(self)
         return list(self.points.values())
 
-    def prepare_data(self, todo: list[PointState]) -> None:
-        """Prepare each distinct data set once, here, so parallel points never race to write it."""
+    def prepare_data(self, todo: list[PointState]) -> list[PointState]:
+        """Prepare each distinct data set once, here, so parallel points never race to write it. A data set
+        that cannot be prepared fails the points that need it (recorded, with the error); the rest go on."""
         from sublora.core.data import ensure_prepared
+        from sublora.core.errors import SubloraError
 
-        seen = set()
+        errors: dict[str, str | None] = {}
         for ps in todo:
-            data = self.config_of(ps.point).data
-            key = data.model_dump_json()
-            if key not in seen:
-                seen.add(key)
-                ensure_prepared(data)
+            key = self.config_of(ps.point).data.model_dump_json()
+            if key not in errors:
+                try:
+                    ensure_prepared(self.config_of(ps.point).data)
+                    errors[key] = None
+                except SubloraError as exc:
+                    errors[key] = f"error: preparing its data: {exc.message}" + (f" ({exc.hint})" if exc.hint else "")
+            if errors[key] is not None:
+                ps.state, ps.error = "failed", errors[key]
+        if any(errors.values()):
+            self.save()
+        return [ps for ps in todo if ps.state != "failed"]
 
     def stop(self) -> None:
         """Interrupt: start no more points, stop running ones (they resume from their checkpoints)."""

@@ -21,6 +21,9 @@ def parse_overrides(args: list[str]) -> dict[str, Any]:
         if not arg.startswith("--") or len(arg) <= 2:
             raise ConfigError(f"Unexpected argument {arg!r}.", hint="Overrides look like --section.field=value.")
         key, eq, value = arg[2:].partition("=")
+        if key == "debug":  # sublora's own flag, given after the command
+            raise ConfigError("--debug goes before the command: sublora --debug COMMAND ...",
+                              hint="Or set SUBLORA_DEBUG=1.")
         if not eq:
             if i + 1 >= len(args) or args[i + 1].startswith("--"):
                 raise ConfigError(f"Override --{key} has no value.", hint=f"Write --{key}=VALUE.")

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from sublora.core.config import RunConfig
-from sublora.core.errors import RunDirError
+from sublora.core.errors import ConfigError, RunDirError
 from sublora.core.manifest import config_diff, read_json
 
 Diff = list[tuple[str, Any, Any]]
@@ -113,9 +113,16 @@ class RunDir:
 
     def config(self) -> RunConfig:
         manifest = self.read_manifest()
+        if manifest.get("kind") == "finetune":
+            raise RunDirError(f"{self.root} is a finetuning run (`sublora finetune`), not a pretraining run.",
+                              hint=f"`sublora show {self.root}` and `sublora verify {self.root}` read it.")
         if not isinstance(manifest.get("config"), dict):
             raise RunDirError(f"{self.manifest} holds no config.", hint="It was not written by sublora, or was edited.")
-        return RunConfig.from_dict(manifest["config"])
+        try:
+            return RunConfig.from_dict(manifest["config"])
+        except ConfigError as exc:
+            raise RunDirError(f"{self.manifest}: its config is not valid: {exc.message}",
+                              hint="It was edited, or written by another sublora version; restore it.") from exc
 
     def status(self) -> str | None:
         """The manifest's status ('training', 'trained', 'bounded', 'verified'), None when there is no run."""

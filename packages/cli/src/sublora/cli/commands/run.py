@@ -8,6 +8,7 @@ that differ from the run's are never ignored: they are refused by name, or, with
 
 from __future__ import annotations
 
+import shlex
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -118,8 +119,8 @@ def _plan(rd, config, rerun_changed: bool) -> _Plan:
         return _Plan(train=False, bound=True, force_bound=rd.certificate.exists(), bound_overrides=overrides)
     if changes.bound:
         if not rerun_changed:
-            command = " ".join(["sublora bound --force --charge", str(rd.root),
-                                *(f"--{k}={_arg(v)}" for k, _, v in changes.bound)])
+            command = " ".join(["sublora bound --force --charge", shlex.quote(str(rd.root)),
+                                *(shlex.quote(f"--{k}={_arg(v)}") for k, _, v in changes.bound)])
             raise RunDirError(
                 f"{rd.root} holds a certificate computed with other bound settings: {describe_diff(changes.bound)}.",
                 hint=f"Recompute it, paying for the new draw, with `{command}` (or pass --rerun-changed --charge), "
@@ -127,8 +128,9 @@ def _plan(rd, config, rerun_changed: bool) -> _Plan:
         out.print(f"bound settings changed ({describe_diff(changes.bound)}); recomputing the certificate.",
                   highlight=False)
         return _Plan(train=False, bound=True, force_bound=True, bound_overrides=overrides)
-    if status == "bounded":
-        out.print(f"{rd.root} already holds a certificate; verifying it.", highlight=False)
+    if status in ("bounded", "verified"):  # rerunning a finished command checks it again and succeeds
+        out.print(f"{rd.root} already holds a {'verified ' if status == 'verified' else ''}certificate for these "
+                  "settings; verifying it.", highlight=False)
         return _Plan(train=False, bound=False)
     raise RunDirError(f"{rd.root} already holds a certificate (status: {status}) for these settings.",
                       hint=f"Read it with `sublora show {rd.root}`, re-check it with `sublora verify {rd.root}`, "

@@ -11,12 +11,12 @@ import typer
 PriorOpt = Annotated[str, typer.Option("--prior", help="A sublora run directory (RUN or RUN:best|last|certified; "
                                        "default best) or a local Hugging Face model directory with its tokenizer.")]
 WindowOpt = Annotated[Optional[int], typer.Option(
-    "--window", min=2, help="Tokens per window, BOS included [default: 256, or the prior's context if shorter; "
+    "--window", min=2, help="Tokens per window, BOS included \\[default: 256, or the prior's context if shorter; "
     "the reference uses 2048, which a CPU codes slowly].")]
 ThreadsOpt = Annotated[int, typer.Option("--threads", min=1, help="torch threads; recorded in the file, and "
                                          "decoding uses the same number (the bits can depend on it).")]
 CheckpointOpt = Annotated[Optional[str], typer.Option(
-    "--checkpoint", help="For a gradient directory: a step, or 'weights' [default: the last gradient checkpoint].")]
+    "--checkpoint", help="For a gradient directory: a step, or 'weights' \\[default: the last gradient checkpoint].")]
 DtypeOpt = Annotated[str, typer.Option("--dtype", help="The prior's dtype: float32, bfloat16 or float64.")]
 FormatOpt = Annotated[str, typer.Option("--format", help="Output format: table or json.")]
 
@@ -91,7 +91,7 @@ def compress(
 def decompress(
     file: Annotated[Path, typer.Argument(help="A .lmgc file written by `sublora lmgc compress`.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="The raw float32 file to write.")],
-    prior: Annotated[Optional[str], typer.Option("--prior", help="The prior [default: the one named in the "
+    prior: Annotated[Optional[str], typer.Option("--prior", help="The prior \\[default: the one named in the "
                                                  "file's header]; refused unless its identity is the header's.")]
     = None,
     force: Annotated[bool, typer.Option("--force", help="Replace --out if it exists.")] = False,
@@ -126,15 +126,15 @@ def bench(
     prior: PriorOpt,
     out: Annotated[Path, typer.Option("--out", "-o", help="Directory for bench.csv, bench.json, bench.png.")],
     serializations: Annotated[Optional[list[str]], typer.Option(
-        "--serializations", help="Comma-separated (or repeated); 'all' for every one [default: hex-space].")] = None,
+        "--serializations", help="Comma-separated (or repeated); 'all' for every one \\[default: hex-space].")] = None,
     bytes_per_group: Annotated[Optional[list[str]], typer.Option(
-        "--bytes-per-group", help="Comma-separated from 1, 2, 3, 4, 8, none; 'all' for every one [default: 4].")]
+        "--bytes-per-group", help="Comma-separated from 1, 2, 3, 4, 8, none; 'all' for every one \\[default: 4].")]
     = None,
     window: WindowOpt = None,
     checkpoint: CheckpointOpt = None,
     max_bytes: Annotated[Optional[int], typer.Option(
         "--max-bytes", min=4, help="Code at most this many bytes: evenly spaced 512-byte chunks, the same for "
-        "every method [default: all].")] = None,
+        "every method \\[default: all].")] = None,
     threads: ThreadsOpt = 1,
     dtype: DtypeOpt = "float32",
     baselines: Annotated[bool, typer.Option("--baselines/--no-baselines", help="Also run the classical codecs.")]
