@@ -174,3 +174,11 @@ def test_a_ledger_entry_from_before_hypotheses_were_recorded_stands_for_any_mode
     digest = settings_sha256(make_tiny_config(bound={"levels": 5, "qat_steps": 0}).bound)
     _ledger_line(run, settings_sha256=digest)
     assert certify(run, force=True)["searches"]["attempts"]["attempt"] == 1
+
+
+def test_only_bound_settings_can_change_and_the_others_are_named(run):
+    from sublora.core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="--train.max_steps") as info:
+        certify(run, overrides={"train.max_steps": 5, "bound.seed": 3})
+    assert "train a new run" in info.value.hint and not (run / LEDGER).exists()

@@ -101,6 +101,9 @@ def test_a_label_cannot_name_a_directory_outside_the_sweep():
             Grid.model_validate({"axes": [{"name": "p", "values": {label: {"train.lr": 1e-3}}}]})
     with pytest.raises(Exception, match="starts with '.'"):
         Grid.model_validate({"axes": [{"name": "p", "values": {".hidden": {"train.lr": 1e-3}}}]})
+    for name in ("../evil", "a/b", ".hidden"):  # the default output is runs/NAME
+        with pytest.raises(Exception, match="name"):
+            Grid.model_validate({"name": name, "axes": [{"name": "p", "values": {"a": {"train.lr": 1e-3}}}]})
 
 
 def sublora(*args, timeout=900):

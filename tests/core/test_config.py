@@ -44,6 +44,15 @@ def test_invalid_values_name_the_field(overrides, field):
     assert field in str(info.value)
 
 
+def test_an_unknown_field_names_the_fields_there_and_the_closest():
+    with pytest.raises(ConfigError) as info:
+        resolve_config(None, {"train.max_step": 3})
+    assert "did you mean 'max_steps'?" in str(info.value) and "known: max_steps, batch_size" in str(info.value)
+    with pytest.raises(ConfigError) as info:
+        resolve_config(None, {"nosection.x": 1})
+    assert "known: data, model, lora, sublora, train, bound" in str(info.value)
+
+
 def test_bad_override_syntax():
     with pytest.raises(ConfigError, match="dotted"):
         parse_overrides(["--lr=1"])

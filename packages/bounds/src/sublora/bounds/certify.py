@@ -41,7 +41,7 @@ from sublora.bounds.container import encode_compressed, write_compressed
 from sublora.core.bound import Evidence
 from sublora.core.config import RunConfig
 from sublora.core.data.dataset import file_sha256
-from sublora.core.errors import BoundError, RunDirError
+from sublora.core.errors import BoundError, ConfigError, RunDirError
 from sublora.core.manifest import read_json, write_json
 from sublora.core.quantizer import QuantizedVector, tensor_seed
 from sublora.core.rundir import RunDir, staged
@@ -279,7 +279,10 @@ def _certify(run_dir: str | Path, progress: ProgressFactory | None, force: bool,
     if overrides:
         bound_only = {k: v for k, v in overrides.items() if k.startswith("bound.")}
         if len(bound_only) != len(overrides):
-            raise RunDirError("Only bound.* settings can be changed when bounding a trained run.")
+            others = ", ".join(f"--{k}" for k in overrides if k not in bound_only)
+            raise ConfigError(f"Only bound.* settings can be changed when bounding a trained run; got {others}.",
+                              hint="Drop them: the trained model is fixed. To change training settings, train a new "
+                                   "run (or `sublora run --rerun-changed`).")
         if "bound.levels" in bound_only and "bound.levels_grid" not in bound_only:
             bound_only["bound.levels_grid"] = []  # asking for one codebook size means: no search
         config = RunConfig.from_dict(apply_overrides(config.to_dict(), bound_only))

@@ -80,18 +80,35 @@ def unknown_variant_message(variant: str, variants: tuple[str, ...]) -> str:
     return f"unknown variant {variant!r}{suggestion} allowed variants: {allowed}"
 
 
-def validation_message(exc: Exception, prefix: str = "") -> str:
-    """Turn a pydantic ValidationError into 'field: problem; field: problem'."""
+def _fields_at(model: type | None, path: tuple) -> list[str] | None:
+    """The field names of the pydantic model reached from ``model`` along ``path`` (section names), or None."""
+    for name in path:
+        field = getattr(model, "model_fields", {}).get(name)
+        model = getattr(field, "annotation", None) if field is not None else None
+    fields = getattr(model, "model_fields", None)
+    return list(fields) if fields else None
+
+
+def validation_message(exc: Exception, prefix: str = "", model: type | None = None) -> str:
+    """Turn a pydantic ValidationError into 'field: problem; field: problem'. With ``model`` (the class that
+    was validated), an unknown field names the ones that exist there, and the closest one."""
+    import difflib
+
     errors = getattr(exc, "errors", None)
     if not callable(errors):
         return str(exc)
     parts = []
     for err in errors():
-        loc = ".".join(str(x) for x in err.get("loc", ()) if x != "__root__")
+        raw = tuple(x for x in err.get("loc", ()) if x != "__root__")
+        loc = ".".join(str(x) for x in raw)
         loc = f"{prefix}.{loc}" if prefix and loc else (prefix or loc)
         msg = err.get("msg", "invalid")
         if err.get("type") == "extra_forbidden":
             msg = "unknown field"
+            known = _fields_at(model, raw[:-1]) if model is not None and raw else None
+            if known:
+                close = difflib.get_close_matches(str(raw[-1]), known, n=1)
+                msg += f" ({f'did you mean {close[0]!r}? ' if close else ''}known: {', '.join(known)})"
         parts.append(f"{loc}: {msg}" if loc else msg)
     return "; ".join(parts)
 

@@ -38,11 +38,12 @@ PRESETS: dict[str, dict[str, int]] = {
     "small": {"n_layer": 12, "n_head": 12, "n_embd": 768},
     "medium": {"n_layer": 24, "n_head": 16, "n_embd": 1024},
     "large": {"n_layer": 36, "n_head": 20, "n_embd": 1280},
+    "xl": {"n_layer": 48, "n_head": 25, "n_embd": 1600},
 }
 
 
 class ModelConfig(Section):
-    preset: Literal["tiny", "mini", "small", "medium", "large"] = "mini"
+    preset: Literal["tiny", "mini", "small", "medium", "large", "xl"] = "mini"
     n_layer: int | None = Field(None, ge=1, description="Overrides the preset.")
     n_head: int | None = Field(None, ge=1)
     n_embd: int | None = Field(None, ge=8)
@@ -247,7 +248,7 @@ class RunConfig(Section):
         except ConfigError:
             raise
         except Exception as exc:
-            raise ConfigError(f"Invalid config: {validation_message(exc)}.",
+            raise ConfigError(f"Invalid config: {validation_message(exc, model=cls)}.",
                               hint="Fix the field in the YAML file or the --section.field=value override.") from exc
         from sublora.core.validate import validate_components  # lazy: it loads the registry
 

@@ -96,7 +96,8 @@ class Axis(BaseModel):
 class Grid(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = "sweep"
+    name: str = Field("sweep", pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$", description="The sweep's name: its "
+                      "default output is runs/NAME, so letters, digits, '_', '-' and '.' only (no path).")
     preset: str | None = Field(None, description="Starting preset of every point (see `sublora run --preset`).")
     base: dict[str, Any] = Field(default_factory=dict, description="Config of every point: nested or dotted keys.")
     axes: list[Axis] = Field(min_length=1)
