@@ -53,6 +53,10 @@ def summarize(records: list[RunRecord], baseline: str | None = None) -> list[Sum
     methods = list(dict.fromkeys(r.method for r in records))
     if baseline is None:
         baseline = next((m for m in methods if "uniform" in m), methods[0] if methods else None)
+    elif baseline not in methods:
+        from sublora.core.errors import ConfigError
+
+        raise ConfigError(f"No method named {baseline!r} among the runs.", hint=f"Choose one of: {', '.join(methods)}.")
     out = []
     for (budget, method), runs in sorted(groups.items(), key=lambda kv: (kv[0][0], methods.index(kv[0][1]))):
         s = Summary(budget, method, runs)

@@ -1,0 +1,30 @@
+"""The sweep analysis' summary table (sublora.bounds.analysis.tables), on hand-made records."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sublora.bounds.analysis.collect import RunRecord
+from sublora.bounds.analysis.tables import summarize
+from sublora.core.errors import ConfigError
+
+
+def record(method: str, bound: float, budget: int = 100, replicate: str = "s0") -> RunRecord:
+    return RunRecord(name=f"{method}_{replicate}", path=Path("."), budget=budget, method=method, replicate=replicate,
+                     projector="rdkron", code_bits=1000, total_bits=1010.0, empirical=3.0, bound=bound,
+                     bound_name="token_azuma_bpd", complexity_term=0.5, confidence_term=0.1, random_guess=8.0,
+                     train_bpt=3.0, val_bpt=3.1)
+
+
+def test_improvement_is_against_the_named_baseline_and_an_unknown_one_is_refused():
+    records = [record("uniform", 4.0, replicate="s0"), record("uniform", 4.2, replicate="s1"),
+               record("learned", 3.9, replicate="s0"), record("learned", 3.7, replicate="s1")]
+    by_method = {s.method: s for s in summarize(records)}  # default: the method named 'uniform'
+    assert by_method["learned"].improvement_pct == pytest.approx(100 * (4.1 - 3.8) / 4.1)
+    against_learned = {s.method: s for s in summarize(records, baseline="learned")}
+    assert against_learned["uniform"].improvement_pct == pytest.approx(100 * (3.8 - 4.1) / 3.8)
+    with pytest.raises(ConfigError, match="No method named 'nosuch'") as info:
+        summarize(records, baseline="nosuch")
+    assert "uniform, learned" in info.value.hint
