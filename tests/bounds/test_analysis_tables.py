@@ -28,3 +28,23 @@ def test_improvement_is_against_the_named_baseline_and_an_unknown_one_is_refused
     with pytest.raises(ConfigError, match="No method named 'nosuch'") as info:
         summarize(records, baseline="nosuch")
     assert "uniform, learned" in info.value.hint
+
+
+def test_gamma_depth_correlation_is_spearmans_rho_over_the_numbered_layers(tmp_path):
+    from scipy.stats import spearmanr
+
+    from sublora.bounds.analysis.tables import gamma_depth, write_tables
+
+    rising = record("learned", 3.8, replicate="s0")
+    rising.gammas = {"h.0": 0.2, "h.1": 0.3, "h.2": 0.5, "h.3": 0.9, "head": 0.1}  # the head: no depth, left out
+    mixed = record("learned", 3.9, replicate="s1")
+    mixed.gammas = {"h.0": 0.4, "h.1": 0.7, "h.2": 0.2, "h.3": 0.5}
+    flat = record("uniform", 4.0)
+    flat.gammas = {"h.0": 0.5, "h.1": 0.5, "h.2": 0.5}  # no ranking: left out
+    depth = gamma_depth([rising, mixed, flat])
+    assert [d.run for d in depth] == [rising.name, mixed.name] and depth[0].layers == 4
+    assert depth[0].rho == pytest.approx(1.0)
+    assert depth[1].rho == pytest.approx(spearmanr([0, 1, 2, 3], [0.4, 0.7, 0.2, 0.5]).statistic)
+    written = write_tables(summarize([rising, mixed, flat]), tmp_path)
+    assert (tmp_path / "gamma_depth.csv") in written
+    assert (tmp_path / "gamma_depth.csv").read_text().count("\n") == 3

@@ -96,15 +96,6 @@ def test_a_missing_best_checkpoint_is_a_clear_error(finished, tmp_path):
 
 
 @pytest.mark.slow
-def test_rerunning_a_finished_run_verifies_it_again_and_succeeds(finished, tmp_path):
-    """A script that runs the same `sublora run` twice must not fail the second time."""
-    run = _copy(finished, tmp_path)
-    result = sublora("run", *SMOKE, "--out", run)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "already holds a verified certificate" in result.stdout and "certificate verified" in result.stdout
-
-
-@pytest.mark.slow
 def test_run_interrupted_during_verify_finishes_on_rerun(finished, tmp_path):
     run = _copy(finished, tmp_path)
     manifest = json.loads((run / "manifest.json").read_text())

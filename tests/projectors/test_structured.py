@@ -187,3 +187,23 @@ def test_config_rejects_options_its_variant_ignores():
     with pytest.raises(ConfigError, match="cannot be its own base"):
         config("structured:fixed", base="structured:learned")
     assert config("structured").variant == "uniform"
+
+
+def test_training_logs_the_gradient_norm_of_each_side_of_a_fixed_allocation(make_tiny_config, tmp_path):
+    """Seed 004's ||grad_A L|| vs ||grad_B L||: logged with each train step, before clipping; the two sides
+    are disjoint blocks of w, so their squares add up to the whole gradient's."""
+    import json
+    import math
+
+    from sublora.core.train import train
+
+    for spec, sides in (("structured:fixed", True), ("rdkron", False)):
+        run = tmp_path / spec.replace(":", "_")
+        train(make_tiny_config(sublora={"projector": spec, "intrinsic_dim": 40}), run)
+        events = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+        steps = [e for e in events if e.get("event") == "train"]
+        assert steps and all(e["grad_norm"] > 0 for e in steps)
+        for e in steps:
+            assert ("grad_norm_A" in e and "grad_norm_B" in e) == sides
+            if sides:
+                assert math.hypot(e["grad_norm_A"], e["grad_norm_B"]) == pytest.approx(e["grad_norm"], rel=1e-9)

@@ -50,6 +50,11 @@ class Projector(nn.Module, ABC):
         """A CPU generator seeded from this projector's seed (plus a stream offset)."""
         return torch.Generator(device="cpu").manual_seed(self.seed * 1_000_003 + offset)
 
+    def groups(self) -> dict[str, slice]:
+        """Named blocks of w that feed distinct parts of the model (e.g. the A and B sides of a fixed
+        allocation), for logging the gradient norm of each; default none."""
+        return {}
+
     def report(self) -> dict[str, Any]:
         """State worth showing and logging (e.g. learned gates per layer); JSON-serializable.
 

@@ -301,6 +301,7 @@ def _train(config: RunConfig, rd: RunDir, cb: TrainCallbacks, place: distributed
         tokens_per_step = tc.batch_size * tc.grad_accum * config.model.block_size
         t_start = time.perf_counter()
         t_window, tokens_window = t_start, 0
+        grad_norms: dict[str, float] = {}  # of the step about to be logged (_grad_norms)
 
         def elapsed() -> float:
             return elapsed_before + time.perf_counter() - t_start
@@ -377,6 +378,9 @@ def _train(config: RunConfig, rd: RunDir, cb: TrainCallbacks, place: distributed
                 theta_grad = reduce.sum_tensor(theta_leaf.grad)
                 if grad_log is not None:
                     grad_log.add(step + 1, _gradients(model, theta_grad))
+            if (step + 1) % tc.log_interval == 0 or step + 1 == tc.max_steps:  # logged with the step, unclipped
+                grad_norms.clear()
+                grad_norms.update(_grad_norms(model))
             if tc.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(params, tc.grad_clip)
             optimizer.step()
@@ -391,7 +395,7 @@ def _train(config: RunConfig, rd: RunDir, cb: TrainCallbacks, place: distributed
             if step % tc.log_interval == 0 or step == tc.max_steps:
                 now = time.perf_counter()
                 metrics = {"loss": step_loss, "bpt": step_loss / LN2, "lr": lr,
-                           "tokens_per_s": tokens_window / max(now - t_window, 1e-9)}
+                           "tokens_per_s": tokens_window / max(now - t_window, 1e-9), **grad_norms}
                 t_window, tokens_window = now, 0
                 log({"event": "train", "step": step, **metrics, "elapsed": elapsed_before + now - t_start})
                 cb.on_step(step, metrics)
@@ -515,6 +519,18 @@ def _grad_tensors(model) -> list[tuple[str, tuple[int, ...]]]:
     return ([("w", tuple(model.w.shape))]
             + [(f"projector.{n}", tuple(p.shape)) for n, p in model.projector.named_parameters()]
             + [(s.name, s.shape) for s in model.layout.slots])
+
+
+def _grad_norms(model) -> dict[str, float]:
+    """||grad_w L|| of this step before clipping, and of each block of w the projector names (``groups``: a
+    fixed A/B allocation's two sides, seed 004), as ``grad_norm`` and ``grad_norm_A`` ...; logged with the step."""
+    grad = model.w.grad
+    if grad is None:
+        return {}
+    out = {"grad_norm": float(grad.detach().double().norm())}
+    for name, part in model.projector.groups().items():
+        out[f"grad_norm_{name}"] = float(grad.detach()[part].double().norm())
+    return out
 
 
 def _gradients(model, theta: torch.Tensor, weights: bool = False) -> dict[str, torch.Tensor]:

@@ -185,6 +185,13 @@ class StructuredProjector(Projector):
                 outputs.append(part(mixed[u]) * math.sqrt(self.layer_numel[unit.layer] / self.D))
         return torch.cat(outputs)[self.gather]  # (D,)
 
+    def groups(self) -> dict[str, slice]:
+        """fixed: w[:d_A] drives the A side, w[d_A:] the B side (seed 004's ||grad_A L|| vs ||grad_B L||).
+        uniform and learned share every coordinate of w between the sides: no groups."""
+        if self.mode != "fixed":
+            return {}
+        return {"A": slice(0, self.split["A"]), "B": slice(self.split["A"], self.d)}
+
     def report(self) -> dict[str, Any]:
         """uniform: the base's report; fixed: the split; learned: gamma_l and k_l = gamma_l d per layer."""
         if self.mode == "uniform":

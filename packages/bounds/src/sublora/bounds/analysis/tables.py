@@ -117,4 +117,47 @@ def write_tables(summaries: list[Summary], out_dir: str | Path) -> list[Path]:
     lines += [r"\bottomrule", r"\end{tabular}", ""]
     path.write_text("\n".join(lines))
     written.append(path)
+
+    depth = gamma_depth(runs)
+    if depth:
+        path = out_dir / "gamma_depth.csv"
+        with open(path, "w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(["run", "budget", "method", "replicate", "layers", "spearman_rho", "p_value"])
+            for d in depth:
+                w.writerow([d.run, d.budget, d.method, d.replicate, d.layers, f"{d.rho:.6g}", f"{d.p_value:.6g}"])
+        written.append(path)
     return written
+
+
+@dataclass
+class DepthCorrelation:
+    """Seed 004's hypothesis 3 for one learned-allocation run: does gamma_l rise or fall with depth l?"""
+
+    run: str
+    budget: int
+    method: str
+    replicate: str
+    layers: int
+    rho: float  # Spearman's rank correlation of gamma_l with the layer index (the head, unnumbered, left out)
+    p_value: float  # two-sided, against no monotone relation
+
+
+def gamma_depth(records: list[RunRecord]) -> list[DepthCorrelation]:
+    """Spearman's rho of gamma_l against layer depth, for every run whose report has gammas of >= 3 numbered
+    layers (learned allocation); a run whose gammas are all equal has no ranking and is left out."""
+    import math
+
+    from scipy.stats import spearmanr
+
+    from sublora.bounds.analysis.collect import layer_index
+
+    out = []
+    for r in records:
+        pairs = sorted((layer_index(k), g) for k, g in r.gammas.items() if math.isfinite(layer_index(k)))
+        if len(pairs) < 3 or len({g for _, g in pairs}) < 2:
+            continue
+        result = spearmanr([d for d, _ in pairs], [g for _, g in pairs])
+        out.append(DepthCorrelation(r.name, r.budget, r.method, r.replicate, len(pairs), float(result.statistic),
+                                    float(result.pvalue)))
+    return out

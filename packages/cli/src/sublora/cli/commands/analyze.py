@@ -48,6 +48,13 @@ def analyze(
                       pm("bound", ".3f"), pm("size_kb", ".2f"),
                       "" if s.improvement_pct is None else f"{s.improvement_pct:+.1f} %")
     out.print(table)
+    from sublora.bounds.analysis.tables import gamma_depth
+
+    depth = gamma_depth(records)
+    if depth:
+        rhos = ", ".join(f"{d.rho:+.2f}" for d in depth)
+        out.print(f"gamma_l vs depth (learned runs, Spearman's rho): mean {sum(d.rho for d in depth) / len(depth):+.2f} "
+                  f"over {len(depth)} runs ({rhos}); gamma_depth.csv has the p-values", highlight=False)
     out.print(f"wrote {len(written)} files to {target}:", highlight=False)
     for path in written:
         out.print(f"  {path.name}", highlight=False)
