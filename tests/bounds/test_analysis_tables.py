@@ -48,3 +48,20 @@ def test_gamma_depth_correlation_is_spearmans_rho_over_the_numbered_layers(tmp_p
     written = write_tables(summarize([rising, mixed, flat]), tmp_path)
     assert (tmp_path / "gamma_depth.csv") in written
     assert (tmp_path / "gamma_depth.csv").read_text().count("\n") == 3
+
+
+def test_spearman_matches_scipy_and_its_permutation_p_value():
+    import numpy as np
+    from scipy.stats import permutation_test, spearmanr
+
+    from sublora.bounds.analysis.tables import spearman
+
+    rng = np.random.default_rng(3)
+    for n in (4, 7, 12):
+        x, y = np.arange(n), np.round(rng.random(n), 1)  # rounded: ties
+        rho, p = spearman(x, y)
+        assert rho == pytest.approx(spearmanr(x, y).statistic, abs=1e-12)
+        exact = permutation_test((y,), lambda v: spearmanr(x, v).statistic, permutation_type="pairings",
+                                 alternative="two-sided", n_resamples=np.inf if n <= 8 else 20_000, random_state=0)
+        assert p == pytest.approx(exact.pvalue, abs=1e-9 if n <= 8 else 0.02)
+    assert spearman([0, 1, 2, 3], [1, 2, 3, 4]) == (pytest.approx(1.0), pytest.approx(2 / 24))

@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-from sublora.core.errors import BoundError
+from sublora.core.errors import BoundError, ConfigError
 
 _state: dict[str, Any] = {"device": "cpu", "sent": False, "record": None}
 
@@ -32,7 +32,7 @@ _state: dict[str, Any] = {"device": "cpu", "sent": False, "record": None}
 def resolve_device(device: str) -> str:
     """``auto`` -> cuda when a GPU is visible, else cpu; ``cuda`` without a GPU is refused."""
     if device not in ("auto", "cpu", "cuda"):
-        raise BoundError(f"Unknown device {device!r}.", hint="Use --device auto, cpu or cuda.")
+        raise ConfigError(f"Unknown device {device!r}.", hint="Use --device auto, cpu or cuda.")
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda" and not torch.cuda.is_available():

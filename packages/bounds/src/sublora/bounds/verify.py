@@ -165,9 +165,9 @@ def _verify(run_dir: str | Path, rescore_mode: str, seed: int | None, tolerance:
         "format", "run", "bound_settings", "compressed_file", "compressed_sha256", "evidence_file", "evidence_sha256")]
     informational += [f"{k}.{sub}" for k in PARTIAL if isinstance(cert.get(k), dict) and k in expected
                       for sub in cert[k] if sub not in expected[k]]
-    value = "none" if head.get("value") is None else f"{head['value']:.4f}"
-    checks.append(f"recomputed {len(expected['bounds'])} bounds (every key), the headline ({head.get('name')} <= "
-                  f"{value}) and {len(expected) - 2} other fields: all match"
+    said = ("no headline" if head.get("value") is None else
+            f"the headline ({head.get('name')} <= {head['value']:.4f})")
+    checks.append(f"recomputed {len(expected['bounds'])} bounds (every key), {said} and {len(expected) - 2} other fields: all match"
                   + (f"; informational, not re-derived: {', '.join(informational)}" if informational else ""))
 
     # 5. the evidence's scores are this model's: a sample drawn now, or everything

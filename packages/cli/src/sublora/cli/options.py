@@ -13,6 +13,10 @@ ConfigFile = Annotated[
     Optional[Path],
     typer.Option("--config", "-c", help="YAML config file (sections: data, model, lora, sublora, train, bound)."),
 ]
+FinetuneConfigFile = Annotated[
+    Optional[Path],
+    typer.Option("--config", "-c", help="YAML config file (sections: task, model, lora, sublora, train, bound)."),
+]
 OutDir = Annotated[Path, typer.Option("--out", "-o", help="Run directory to write (created if missing).")]
 ProjectorOpt = Annotated[
     Optional[str],

@@ -271,9 +271,11 @@ def _train(config: RunConfig, rd: RunDir, cb: TrainCallbacks, place: distributed
     rng_devices = [place.device.index or 0] if place.device.type == "cuda" else []
     with torch.random.fork_rng(devices=rng_devices):  # dropout draws from the global RNG: seeded per micro-batch
         step, pending, step_loss, best_val, best_file, elapsed_before = 0, False, 0.0, None, None, 0.0
+        grad_norms: dict[str, float] = {}  # of the step whose log line is pending (_grad_norms); in the snapshot
         if state is not None:
             step, pending, step_loss, best_val, best_file, elapsed_before = _resume(
                 rd, state, model, optimizer, batch_gen, config, publish=main)
+            grad_norms.update(state.get("grad_norms") or {})
             for group in optimizer.param_groups:  # a run may move between devices: the update suits this one
                 group["fused"] = fused or None
         elif main:  # a fresh start, maybe over a run that never completed a step
@@ -301,7 +303,6 @@ def _train(config: RunConfig, rd: RunDir, cb: TrainCallbacks, place: distributed
         tokens_per_step = tc.batch_size * tc.grad_accum * config.model.block_size
         t_start = time.perf_counter()
         t_window, tokens_window = t_start, 0
-        grad_norms: dict[str, float] = {}  # of the step about to be logged (_grad_norms)
 
         def elapsed() -> float:
             return elapsed_before + time.perf_counter() - t_start
@@ -316,7 +317,8 @@ def _train(config: RunConfig, rd: RunDir, cb: TrainCallbacks, place: distributed
             The same on every rank, whatever the number of ranks: only rank 0 keeps one."""
             if not main:
                 return {"step": step}
-            return {"step": step, "pending": pending, "step_loss": step_loss, "best_val": best_val, "best": best_file,
+            return {"step": step, "pending": pending, "step_loss": step_loss, "grad_norms": dict(grad_norms),
+                    "best_val": best_val, "best": best_file,
                     "hypothesis": {k: v.detach().clone() for k, v in model.hypothesis().items()},
                     "report": model.projector.report(), "optimizer": copy.deepcopy(optimizer.state_dict()),
                     "batch_generator": batch_gen.get_state(), "torch_rng": torch.get_rng_state(),

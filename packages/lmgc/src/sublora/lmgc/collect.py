@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from sublora.core.component import validation_message
 from sublora.core.errors import ConfigError, DataError
@@ -44,6 +44,13 @@ class CollectConfig(BaseModel):
     seed: int = Field(0, description="Seed of the initialization and of the batch order.")
     threads: int = Field(1, ge=1, description="torch threads (the gradients' bits may depend on it: recorded).")
 
+    @model_validator(mode="after")
+    def _some_gradients(self) -> "CollectConfig":
+        if self.grad_interval > self.steps:
+            raise ValueError(f"grad_interval ({self.grad_interval}) > steps ({self.steps}) saves no gradients; "
+                             "lower --grad-interval or raise --steps")
+        return self
+
 
 @dataclass
 class CollectResult:
@@ -60,7 +67,8 @@ def make_config(**fields) -> CollectConfig:
     try:
         return CollectConfig(**fields)
     except Exception as exc:
-        raise ConfigError(f"Invalid collect settings: {validation_message(exc)}.") from exc
+        raise ConfigError(f"Invalid collect settings: {validation_message(exc)}.",
+                          hint="Fix the option (`sublora lmgc collect --help` lists them).") from exc
 
 
 def load_digits():

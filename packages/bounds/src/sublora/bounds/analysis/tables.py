@@ -143,12 +143,47 @@ class DepthCorrelation:
     p_value: float  # two-sided, against no monotone relation
 
 
+def _ranks(x):
+    """Ranks 1..n, ties given their average rank."""
+    import numpy as np
+
+    x = np.asarray(x, dtype=float)
+    order = np.argsort(x, kind="stable")
+    ranks = np.empty(len(x))
+    ranks[order] = np.arange(1, len(x) + 1)
+    for value in np.unique(x):
+        tied = x == value
+        ranks[tied] = ranks[tied].mean()
+    return ranks
+
+
+def spearman(x, y, permutations: int = 100_000) -> tuple[float, float]:
+    """Spearman's rho and its two-sided permutation p-value: exact over every ordering of y for n <= 8, else
+    from ``permutations`` random ones (seeded: the same p every time), P(|rho_perm| >= |rho|)."""
+    import itertools
+    import math
+
+    import numpy as np
+
+    rx, ry = _ranks(x), _ranks(y)
+    rx, ry = rx - rx.mean(), ry - ry.mean()
+    scale = math.sqrt(float((rx * rx).sum() * (ry * ry).sum()))
+    rho = float((rx * ry).sum()) / scale
+    if len(ry) <= 8:
+        orders = np.array(list(itertools.permutations(range(len(ry)))))
+    else:
+        rng = np.random.default_rng(0)
+        orders = np.argsort(rng.random((permutations, len(ry))), axis=1)
+    null = (ry[orders] @ rx) / scale  # rho of every ordering of y against x
+    extreme = int((np.abs(null) >= abs(rho) - 1e-12).sum())
+    p = extreme / len(orders) if len(ry) <= 8 else (extreme + 1) / (len(orders) + 1)
+    return rho, float(min(1.0, p))
+
+
 def gamma_depth(records: list[RunRecord]) -> list[DepthCorrelation]:
     """Spearman's rho of gamma_l against layer depth, for every run whose report has gammas of >= 3 numbered
     layers (learned allocation); a run whose gammas are all equal has no ranking and is left out."""
     import math
-
-    from scipy.stats import spearmanr
 
     from sublora.bounds.analysis.collect import layer_index
 
@@ -157,7 +192,6 @@ def gamma_depth(records: list[RunRecord]) -> list[DepthCorrelation]:
         pairs = sorted((layer_index(k), g) for k, g in r.gammas.items() if math.isfinite(layer_index(k)))
         if len(pairs) < 3 or len({g for _, g in pairs}) < 2:
             continue
-        result = spearmanr([d for d, _ in pairs], [g for _, g in pairs])
-        out.append(DepthCorrelation(r.name, r.budget, r.method, r.replicate, len(pairs), float(result.statistic),
-                                    float(result.pvalue)))
+        rho, p = spearman([d for d, _ in pairs], [g for _, g in pairs])
+        out.append(DepthCorrelation(r.name, r.budget, r.method, r.replicate, len(pairs), rho, p))
     return out

@@ -126,9 +126,9 @@ def _verify(out: Path, rescore_mode: str, seed: int | None, tolerance: float | N
     expected = posthoc_fields(settings, block, arch_bits, code_bits, parameters, vocab, evidence, attempts)
     refuse_differences(expected, cert, "what its files, settings and evidence give", tolerance)
     head = expected["headline"]
-    value = "none" if head.get("value") is None else f"{head['value']:.4f}"
-    checks.append(f"recomputed {len(expected['bounds'])} bounds (every key), the headline ({head.get('name')} <= "
-                  f"{value}) and {len(expected) - 2} other fields: all match")
+    said = ("no headline" if head.get("value") is None else
+            f"the headline ({head.get('name')} <= {head['value']:.4f})")
+    checks.append(f"recomputed {len(expected['bounds'])} bounds (every key), {said} and {len(expected) - 2} other fields: all match")
 
     # 6. the evidence's scores are this model's
     seed = secrets.randbits(32) if seed is None else seed

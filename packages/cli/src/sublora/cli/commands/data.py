@@ -21,14 +21,26 @@ def prepare(
     tokenizer: Annotated[Optional[str], typer.Option(help="Tokenizer spec: bytes (default) or tiktoken:<encoding>.")] = None,
     out_dir: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output directory (default: the cache dir).")] = None,
     overwrite: Annotated[bool, typer.Option(help="Re-prepare into --out even if it already holds data.")] = False,
-    workers: Annotated[int, typer.Option(help="Tokenizer processes (1: this process). The files are the same "
-                                         "for any number; memory stays bounded either way.")] = 1,
+    workers: Annotated[int, typer.Option(min=1, help="Tokenizer processes (1: this process). The files are the "
+                                         "same for any number; memory stays bounded either way.")] = 1,
 ) -> None:
     from sublora.cli.options import resolve
     from sublora.cli.progress import task_bar
     from sublora.core.data import PreparedData, prepare_data, prepare_or_reuse
     from sublora.core.data.prepare import skipped_note
 
+    others = [a for a in ctx.args if a.startswith("--") and not a.startswith("--data.")]
+    if others:
+        from sublora.core.errors import ConfigError
+
+        raise ConfigError(f"`data prepare` takes --data.* settings only; got {', '.join(others)}.",
+                          hint="Model, training and bound settings belong to `sublora train` / `run` / `bound`.")
+    if overwrite and out_dir is None:
+        from sublora.core.errors import ConfigError
+
+        raise ConfigError("--overwrite re-prepares into --out; no --out was given.",
+                          hint="Give --out DIR, or drop --overwrite (the cache is re-prepared when its source "
+                               "changes).")
     if source:
         ctx.args.append(f"--data.source={source}")
     if tokenizer:

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 from sublora.cli.console import err, out
-from sublora.cli.options import ConfigFile, FormatOpt, OutDir, ProjectorOpt
+from sublora.cli.options import FinetuneConfigFile, FormatOpt, OutDir, ProjectorOpt
 
 TaskOpt = Annotated[str | None, typer.Option(
     "--task", help="stdlib-packages (offline default), csv:PATH, jsonl:PATH, hf:NAME, glue:cola, glue:qqp; "
@@ -17,7 +17,7 @@ ModelOpt = Annotated[str | None, typer.Option(
 
 
 def finetune(ctx: typer.Context, out_dir: OutDir, task: TaskOpt = None, model: ModelOpt = None,
-             config_file: ConfigFile = None, projector: ProjectorOpt = None, fmt: FormatOpt = "table") -> None:
+             config_file: FinetuneConfigFile = None, projector: ProjectorOpt = None, fmt: FormatOpt = "table") -> None:
     """Finetune a sequence classifier in a LoRA subspace, compress w, bound its error over the training examples.
 
     Sections: task, model, lora, sublora, train, bound; any field as --section.field=value, e.g.

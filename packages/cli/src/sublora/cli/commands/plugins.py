@@ -23,7 +23,8 @@ def plugins(
         metavar="NAME[:VARIANT]", help="Show one component: description, variants and every option with its "
         "type, default and constraints.")] = None,
     kind: Annotated[Optional[str], typer.Option(
-        "--kind", "-k", help="Only this kind: projector, quantizer, coder, bound, source or tokenizer.")] = None,
+        "--kind", "-k", help="Only this kind: projector, quantizer, coder, bound, source, tokenizer, model or "
+        "launcher.")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Descriptions, and each problem in full.")] = False,
     fmt: FormatOpt = "table",
 ) -> None:

@@ -13,11 +13,11 @@ from sublora.cli.options import RunDirArg
 def sample(
     run_dir: RunDirArg,
     prompt: Annotated[str, typer.Option("--prompt", help="Text to continue (empty: start from end-of-text).")] = "",
-    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", "-n", min=0)] = 200,
+    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", "-n", min=0, help="Tokens to generate per sample.")] = 200,
     temperature: Annotated[float, typer.Option("--temperature", "-t", min=0.0, help="0 = greedy.")] = 0.8,
     top_k: Annotated[Optional[int], typer.Option("--top-k", min=1, help="Sample among the k most likely.")] = 200,
     samples: Annotated[int, typer.Option("--samples", min=1, help="How many continuations.")] = 1,
-    seed: Annotated[int, typer.Option("--seed")] = 0,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the first sample (sample i uses seed + i).")] = 0,
     checkpoint: Annotated[str, typer.Option("--checkpoint", help="best, last, or certified (the decoded "
                                             "model.slc: the model the bound certifies).")] = "best",
 ) -> None:

@@ -47,7 +47,7 @@ def compress(
     serialization: Annotated[str, typer.Option("--serialization", "-s", help="hex-none, hex-space, hex-comma, "
                                                "hex-comma+space, hex-semicolon, hex-0x, iso, iso-space, "
                                                "iso-comma+space.")] = "hex-space",
-    bytes_per_group: Annotated[str, typer.Option("--bytes-per-group", "-g", help="1, 2, 3, 4, 8 or none.")] = "4",
+    bytes_per_group: Annotated[str, typer.Option("--bytes-per-group", "-g", help="Bytes per group: a positive integer (the reference uses 1, 2, 3, 4 or 8) or none.")] = "4",
     window: WindowOpt = None,
     checkpoint: CheckpointOpt = None,
     threads: ThreadsOpt = 1,
@@ -128,7 +128,8 @@ def bench(
     serializations: Annotated[Optional[list[str]], typer.Option(
         "--serializations", help="Comma-separated (or repeated); 'all' for every one \\[default: hex-space].")] = None,
     bytes_per_group: Annotated[Optional[list[str]], typer.Option(
-        "--bytes-per-group", help="Comma-separated from 1, 2, 3, 4, 8, none; 'all' for every one \\[default: 4].")]
+        "--bytes-per-group", help="Comma-separated positive integers or none; 'all' for the reference's 1, 2, 3, 4, 8 "
+        "and none \\[default: 4].")]
     = None,
     window: WindowOpt = None,
     checkpoint: CheckpointOpt = None,
