@@ -135,3 +135,14 @@ def test_a_run_directory_of_another_kind_or_with_a_broken_config_is_named(tmp_pa
     with pytest.raises(RunDirError, match="manifest.json: its config is not valid") as info:
         RunDir(_run_dir(tmp_path / "bad", {"config": {"train": {"max_steps": "abc"}}})).config()
     assert "restore it" in info.value.hint
+
+
+def test_help_paragraphs_are_not_broken_where_the_docstring_was(tmp_path):
+    """Typer's rich markup mode keeps a docstring's single line breaks; sublora reflows each paragraph."""
+    import os
+
+    env = {**os.environ, "COLUMNS": "250"}
+    result = subprocess.run([_entry_point(), "sweep", "--help"], capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 0
+    assert "a failing point is recorded with its error (DIR/sweep.json, DIR/logs/) and does not stop the others" \
+        in result.stdout

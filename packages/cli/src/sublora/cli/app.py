@@ -69,9 +69,21 @@ def _carry_interrupts(fn):
     return wrapper
 
 
+def _reflow(text: str | None) -> str | None:
+    """Help text with each paragraph on one line: Typer >= 0.12 in rich markup mode keeps a docstring's
+    single line breaks, which made ragged help (the terminal wraps the paragraphs itself)."""
+    import inspect
+
+    if not text:
+        return text
+    paragraphs = inspect.cleandoc(text).split("\n\n")
+    return "\n\n".join(" ".join(line.strip() for line in p.splitlines()) for p in paragraphs)
+
+
 def _wrap_commands(typer_app: typer.Typer) -> None:
     for info in typer_app.registered_commands:
         if info.callback is not None and not getattr(info.callback, "carries_interrupts", False):
+            info.help = _reflow(info.help or info.callback.__doc__)
             info.callback = _carry_interrupts(info.callback)
     for group in typer_app.registered_groups:
         _wrap_commands(group.typer_instance)

@@ -8,12 +8,13 @@ from typing import Annotated, Optional
 import typer
 
 from sublora.cli.console import out
-from sublora.cli.options import EXTRA_ARGS, OVERRIDES_HELP, ConfigFile
+from sublora.cli.options import EXTRA_ARGS, ConfigFile
 
 app = typer.Typer(help="Prepare data sets.", no_args_is_help=True)
 
 
-@app.command("prepare", context_settings=EXTRA_ARGS, help=f"Tokenize a source into a prepared data directory. {OVERRIDES_HELP}")
+@app.command("prepare", context_settings=EXTRA_ARGS, help="Tokenize a source into a prepared data directory. Any data field can be overridden with a dotted "
+             "option, e.g. --data.max_documents=100 --data.split_seed=7 --data.source_options='{path: ./corpus}'.")
 def prepare(
     ctx: typer.Context,
     config_file: ConfigFile = None,
