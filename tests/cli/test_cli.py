@@ -120,4 +120,4 @@ def test_data_prepare_and_empty_corpus(tmp_path, text_corpus):
 def test_bound_on_a_missing_run_dir(tmp_path):
     result = sublora("bound", tmp_path / "nothing")
     assert result.returncode == 6
-    assert "not a sublora run directory" in result.stderr
+    assert "nothing does not exist" in result.stderr and "hint:" in result.stderr

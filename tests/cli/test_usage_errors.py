@@ -146,3 +146,19 @@ def test_help_paragraphs_are_not_broken_where_the_docstring_was(tmp_path):
     assert result.returncode == 0
     assert "a failing point is recorded with its error (DIR/sweep.json, DIR/logs/) and does not stop the others" \
         in result.stdout
+
+
+def test_a_post_hoc_output_directory_is_named_as_such(tmp_path):
+    import json
+
+    import pytest
+
+    from sublora.core.errors import RunDirError
+    from sublora.core.rundir import RunDir
+
+    out = tmp_path / "posthoc"
+    out.mkdir()
+    (out / "certificate.json").write_text(json.dumps({"kind": "posthoc"}))
+    with pytest.raises(RunDirError, match="holds a post-hoc certificate") as info:
+        RunDir(out).read_manifest()
+    assert "sublora verify" in info.value.hint

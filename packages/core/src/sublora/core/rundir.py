@@ -80,6 +80,12 @@ class RunDir:
 
     def read_manifest(self) -> dict[str, Any]:
         if not self.manifest.is_file():
+            if not self.root.exists():
+                raise RunDirError(f"{self.root} does not exist.",
+                                  hint="Check the path, or train into it with `sublora train --out DIR` (or `sublora run`).")
+            if self._posthoc():
+                raise RunDirError(f"{self.root} holds a post-hoc certificate (`sublora bound-model`), not a run.",
+                                  hint=f"`sublora verify {self.root}` checks it; its model is model.slc + architecture.json.")
             raise RunDirError(
                 f"{self.root} is not a sublora run directory (no manifest.json).",
                 hint="Train into it first with `sublora train --out DIR` (or `sublora run`).",
@@ -93,6 +99,12 @@ class RunDir:
             raise RunDirError(f"{self.manifest} is not a JSON object.",
                               hint="It was not written by sublora, or was edited; restore it.")
         return manifest
+
+    def _posthoc(self) -> bool:
+        try:
+            return read_json(self.certificate).get("kind") == "posthoc"
+        except (OSError, ValueError, AttributeError):
+            return False
 
     def require(self, certified: bool = False) -> None:
         """Refuse a directory that is not a run (or not a certified one), cheaply: before any heavy import."""
