@@ -63,8 +63,10 @@ def test_file_tasks_resolve_paths_through_the_text_source(tmp_path):
     task = load_task(f"jsonl:{folder}", {"val_path": str(folder / "a.jsonl")})
     assert len(task.train_texts) == 40 and len(task.val_texts) == 20  # a.jsonl then b.jsonl, sorted
     assert task.description["source"]["files"] == 2
-    with pytest.raises(DataError, match="matches no file with suffix .jsonl"):
+    with pytest.raises(DataError, match="missing.jsonl' does not exist"):
         load_task(f"jsonl:{tmp_path / 'missing.jsonl'}")
+    with pytest.raises(DataError, match="matches no file with suffix .jsonl"):
+        load_task(f"jsonl:{folder / '*.txt'}")
 
 
 def test_label_missing_is_refused(tmp_path):

@@ -72,7 +72,8 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"Config file {path} is a directory; a YAML file is expected.",
                           hint="Pass the path of a .yaml file, e.g. --config configs/default.yaml.")
     if not path.is_file():
-        raise ConfigError(f"Config file {path} does not exist.")
+        raise ConfigError(f"Config file {path} does not exist.",
+                          hint="Check the path; configs/default.yaml is the main job's config.")
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:

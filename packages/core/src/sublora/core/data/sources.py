@@ -106,8 +106,10 @@ class TextSource(Source):
                 elif p.is_file() and self._wanted(p):
                     found.append((p, p.as_posix()))
         if not found:
+            missing = not any(True for _ in glob.iglob(str(path), recursive=True))
+            what = "does not exist" if missing else f"matches no file with suffix {', '.join(self.extensions)}"
             raise DataError(
-                f"Text source path {self.config.path!r} matches no file with suffix {', '.join(self.extensions)}.",
+                f"Text source path {self.config.path!r} {what}.",
                 hint="Check data.source_options.path (a file, a folder or a glob) and data.source_options.extensions.",
             )
         unique = {p.resolve(): (p, doc_id) for p, doc_id in found}
