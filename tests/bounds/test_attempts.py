@@ -170,10 +170,13 @@ def test_another_model_with_the_same_settings_is_another_attempt(run, make_tiny_
         hashlib.sha256((run / "model.slc").read_bytes()).digest()).hexdigest()
 
 
-def test_a_ledger_entry_from_before_hypotheses_were_recorded_stands_for_any_model(run, make_tiny_config):
+def test_a_ledger_entry_from_before_hypotheses_were_recorded_is_an_attempt_of_its_own(run, make_tiny_config):
+    """It may have been another model's: certifying now with the same settings is the next attempt."""
     digest = settings_sha256(make_tiny_config(bound={"levels": 5, "qat_steps": 0}).bound)
     _ledger_line(run, settings_sha256=digest)
-    assert certify(run, force=True)["searches"]["attempts"]["attempt"] == 1
+    with pytest.raises(BoundError, match="another model"):
+        certify(run, force=True)
+    assert certify(run, force=True, charge=True)["searches"]["attempts"]["attempt"] == 2
 
 
 def test_only_bound_settings_can_change_and_the_others_are_named(run):

@@ -73,7 +73,7 @@ def _key(entry: dict[str, Any]) -> str:
 
 def distinct_attempts(entries: list[dict[str, Any]]) -> list[str]:
     """The distinct attempts in the order first tried: the settings' hash, '/' the hypothesis' when recorded
-    (entries written before 2026-11-30 hold the settings only and stand for any hypothesis)."""
+    (entries written before 2026-11-30 hold the settings only: an attempt of its own)."""
     return list(dict.fromkeys(_key(e) for e in entries))
 
 
@@ -86,10 +86,11 @@ def attempt_delta(delta: float, attempt: int) -> float:
 
 def _match(seen: list[str], digest: str, hypothesis: str | None) -> int | None:
     """Index of the attempt these settings (and hypothesis) are, or None. Without a hypothesis (the check
-    made before one exists) any attempt with these settings matches."""
+    made before one exists) any attempt with these settings matches. A line written before hypotheses were
+    recorded matches no hypothesis: it may have been another model's."""
     for i, key in enumerate(seen):
         settings, _, held = key.partition("/")
-        if settings == digest and (hypothesis is None or not held or held == hypothesis):
+        if settings == digest and (hypothesis is None or held == hypothesis):
             return i
     return None
 

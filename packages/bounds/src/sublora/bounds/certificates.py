@@ -237,8 +237,8 @@ def read_certificate(rd: RunDir) -> dict[str, Any]:
     return cert
 
 
-def check_format(cert: dict[str, Any], path, rebound: str = "Certify again with the same settings (`sublora bound "
-                 "RUN_DIR --force`, no charge) and verify that.") -> None:
+def check_format(cert: dict[str, Any], path, rebound: str = "Certify again (`sublora bound RUN_DIR --force --charge`: "
+                 "the ledger's earlier attempts count) and verify that.") -> None:
     """Refuse a certificate of another format; say what to do about one of the format before."""
     if cert.get("format") == FORMAT:
         return
