@@ -4,6 +4,7 @@ certificate and its verification. End-to-end tests are tiny (a few steps) and ma
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 from sublora.core.errors import ConfigError, DataError, RunDirError, VerificationError
@@ -252,6 +253,49 @@ def test_verify_refuses_an_edited_classification_certificate(finetuned, tmp_path
     (copy / "certificate.json").write_text(json.dumps(cert))
     with pytest.raises(VerificationError, match=f"Decoded tensor '{name}' differs from the certified"):
         verify(copy)
+
+
+@pytest.mark.slow
+def test_verify_refuses_edited_settings_and_task_records_and_names_what_it_does_not_rederive(finetuned, tmp_path):
+    """The printed N, the bound settings and the task's class counts are checked, not only the bounds."""
+    import shutil
+
+    from sublora.bounds.verify import verify
+
+    run, _ = finetuned
+    checks = verify(run)
+    assert any("informational, not re-derived: " in c and "accuracy" in c for c in checks)
+    for section, key, value in (("bound_settings", "delta", 0.5), ("bound_settings", "hyper_bits", 20.0),
+                                ("task", "N_train", 9999)):
+        copy = tmp_path / f"{section}_{key}"
+        shutil.copytree(run, copy)
+        cert = json.loads((copy / "certificate.json").read_text())
+        cert[section][key] = value
+        (copy / "certificate.json").write_text(json.dumps(cert))
+        with pytest.raises(VerificationError, match=f"{section}.{key}"):
+            verify(copy)
+
+
+def test_a_class_set_read_off_the_data_is_paid_for(tmp_path):
+    """C (or the class names) chosen from the examples sets the head, so D, theta0 and P: its code is charged."""
+    from sublora.bounds.classification import class_bits
+    from sublora.core.finetune.tasks import load_task
+
+    counted = load_task(f"jsonl:{_jsonl(tmp_path / 'a.jsonl', _rows(40))}")
+    assert counted.description["classes_from_data"] == "count" and class_bits({**counted.description,
+                                                                               "classes": counted.classes}) == 3.0
+    fixed = load_task(f"jsonl:{tmp_path / 'a.jsonl'}", {"num_classes": 2})
+    assert class_bits({**fixed.description, "classes": fixed.classes}) == 0.0
+    named = load_task(f"jsonl:{_jsonl(tmp_path / 'b.jsonl', [{**r, 'label': ['ham', 'spam'][r['label']]} for r in _rows(40)])}")
+    L = 8 * len(json.dumps(["ham", "spam"]).encode())
+    assert class_bits({**named.description, "classes": named.classes}) == pytest.approx(L + 2 * math.log2(L))
+
+
+@pytest.mark.slow
+def test_the_certificate_charges_the_class_bits(finetuned):
+    _, cert = finetuned
+    assert cert["extra_breakdown"]["classes"] == 3.0  # C = 2 read off the labels: 2 floor(log2 2) + 1
+    assert cert["extra_bits"] == pytest.approx(sum(cert["extra_breakdown"].values()))
 
 
 @pytest.mark.slow

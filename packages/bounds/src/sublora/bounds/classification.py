@@ -28,7 +28,6 @@ import numpy as np
 from sublora.bounds.certificates import (
     FORMAT,
     coder_for,
-    complexity_for,
     compute_bounds,
     headline_bound,
     load_evidence,
@@ -49,7 +48,9 @@ RUN_KIND = "finetune"
 CHECKPOINT = "checkpoint/final.safetensors"
 STATE = "checkpoint/state.pt"  #: the training state while finetuning runs (resume from it)
 LN2 = math.log(2.0)
-QUICK_EXAMPLES = 32
+#: A quick verify re-scores every sampled example up to this many (short texts: seconds; 32 let a forged
+#: error rate pass most of the time); beyond it, this many drawn at random.
+QUICK_EXAMPLES = 4096
 REBOUND = "Finetune again into a new --out directory if the run is yours."
 
 
@@ -221,12 +222,35 @@ def collect_evidence(model, train, config, C: int) -> Evidence:
     return Evidence(vocab_size=C, alphas=tuple(b.alphas), documents=docs)
 
 
+def class_bits(task_record: dict[str, Any]) -> float:
+    """Bits for a class set read off the data (docs/finetune.md): the head's size C, and so D, theta0 and P,
+    then depend on the examples, so the prior pays for C (Elias gamma: 2 floor(log2 C) + 1 bits) or, for
+    named classes, for their names (the JSON list as a file under the prefix-free prior, L + 2 log2 L).
+    A class set the task fixes (stdlib-packages, task.options.num_classes) costs nothing."""
+    kind, classes = task_record.get("classes_from_data"), task_record["classes"]
+    if kind == "count":
+        return 2.0 * math.floor(math.log2(len(classes))) + 1.0
+    if kind == "names":
+        L = 8 * len(json.dumps(classes, ensure_ascii=False).encode())
+        return L + 2.0 * math.log2(L)
+    return 0.0
+
+
+def class_complexity(config, code_bits: int, task_record: dict[str, Any]):
+    """The bound settings' complexity (file, hyperparameters, alpha grid) plus ``class_bits``."""
+    from sublora.bounds.prior import complexity
+
+    bits = class_bits(task_record)
+    return complexity(code_bits, hyper_bits=config.bound.hyper_bits, alphas=config.bound.alphas,
+                      extra={"classes": bits} if bits else None)
+
+
 def classification_fields(config, model, task_record: dict[str, Any], quantized: dict, code_bits: int,
                           evidence: Evidence, attempts: dict[str, Any]) -> dict[str, Any]:
     """Every certificate field that follows from the file, the settings, the task and the evidence:
     what finetuning writes and verify recomputes, from this one function."""
     delta = attempts["delta_per_attempt"]
-    complexity = complexity_for(config, code_bits)
+    complexity = class_complexity(config, code_bits, task_record)
     d = evidence.documents
     C = int(evidence.vocab_size)
     head = headline_bound(config, evidence, complexity, delta)
@@ -407,16 +431,21 @@ def _verify(rd: RunDir, manifest: dict[str, Any], rescore_mode: str, seed: int |
                                 hint="Restore it; it is append-only.")
     load_quantized(model, decoded)
     model.eval()
-    expected = classification_fields(config, model, _task_record(task), decoded, code_bits, evidence,
-                                     summary(rd.root, config.bound, hypothesis_sha256(rd.compressed)))
+    task_record = _task_record(task)
+    expected = {**classification_fields(config, model, task_record, decoded, code_bits, evidence,
+                                        summary(rd.root, config.bound, hypothesis_sha256(rd.compressed))),
+                "bound_settings": config.bound.model_dump(mode="json"), "task": task_record}
     refuse_differences(expected, cert, "what its file, settings, task and evidence give", tolerance)
     head = expected["headline"]
-    value = "none" if head.get("value") is None else f"{head['value']:.4f}"
-    checks.append(f"recomputed {len(expected['bounds'])} bounds, the headline ({head.get('name')} <= {value}; "
-                  f"majority-class error {expected['random_guess']['majority_error']:.4f}) and every other field: "
-                  "all match")
+    said = "no headline" if head.get("value") is None else f"the headline ({head.get('name')} <= {head['value']:.4f})"
+    informational = [k for k in cert if k not in expected and k not in (
+        "format", "run", "compressed_file", "compressed_sha256", "evidence_file", "evidence_sha256")]
+    checks.append(f"recomputed {len(expected['bounds'])} bounds, {said}, the majority-class error "
+                  f"{expected['random_guess']['majority_error']:.4f}, the bound settings, the task record and every "
+                  "other derived field: all match"
+                  + (f"; informational, not re-derived: {', '.join(informational)}" if informational else ""))
 
-    # 5. the evidence's scores are this model's: examples drawn now, or every one
+    # 5. the evidence's scores are this model's: every sampled example (short texts: cheap), or a random few
     seed = secrets.randbits(32) if seed is None else seed
     positions = np.arange(d.n)
     if rescore_mode == "quick" and d.n > QUICK_EXAMPLES:

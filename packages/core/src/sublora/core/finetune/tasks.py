@@ -311,10 +311,13 @@ def _labelled(name: str, rows: list[dict[str, Any]], val_rows: list[dict[str, An
     classes, to_index = _classes(raw + raw_val, opts, name)
     texts = [_text(r, opts.text_fields) for r in rows]
     val_texts = [_text(r, opts.text_fields) for r in val_rows]
+    from_data = None if opts.num_classes is not None else ("count" if all(isinstance(v, int) for v in raw + raw_val)
+                                                            else "names")
     return TaskData(name=name, classes=classes, train_texts=texts, train_labels=[to_index(v) for v in raw],
                     val_texts=val_texts, val_labels=[to_index(v) for v in raw_val],
                     description={"source": where, "text_fields": opts.text_fields, "label_field": opts.label_field,
-                                 "scenario": "the training rows are assumed i.i.d. draws from the task's distribution"})
+                                 "scenario": "the training rows are assumed i.i.d. draws from the task's distribution",
+                                 "classes_from_data": from_data})
 
 
 def _text(row: dict[str, Any], fields: list[str]) -> str:
