@@ -185,3 +185,13 @@ def test_only_bound_settings_can_change_and_the_others_are_named(run):
     with pytest.raises(ConfigError, match="--train.max_steps") as info:
         certify(run, overrides={"train.max_steps": 5, "bound.seed": 3})
     assert "train a new run" in info.value.hint and not (run / LEDGER).exists()
+
+
+def test_post_hoc_settings_that_change_no_number_are_not_an_attempt():
+    from sublora.bounds.posthoc.settings import PosthocSettings
+
+    a = PosthocSettings()
+    for change in ({"batch_size": 3}, {"hyper_bits_cover": "other words"}):
+        assert settings_sha256(a) == settings_sha256(a.model_copy(update={"bound": a.bound.model_copy(update=change)}))
+    assert settings_sha256(a) != settings_sha256(a.model_copy(update={"bound": a.bound.model_copy(update={"seed": 3})}))
+    assert settings_sha256(a) != settings_sha256(a.model_copy(update={"group_size": 1024}))

@@ -37,7 +37,10 @@ ADDED_LATER = {"dtype": "float32"}
 
 
 def settings_sha256(settings: BoundSettings) -> str:
-    data = settings.model_dump(mode="json", exclude=NO_EFFECT)
+    """The hash of the settings that can change a certified number (a post-hoc bound's settings nest
+    sublora's bound settings under ``bound``: their no-effect keys are left out there too)."""
+    nested = "bound" in type(settings).model_fields
+    data = settings.model_dump(mode="json", exclude={"bound": NO_EFFECT} if nested else NO_EFFECT)
     for name, default in ADDED_LATER.items():
         if data.get(name, default) == default:
             data.pop(name, None)

@@ -153,8 +153,9 @@ class BoundSettings(Section):
     hyper_bits: float = Field(7.0, ge=0, description="Bits paid for hyperparameters chosen after seeing data "
                               "(a union bound over 2^hyper_bits configurations; say which in hyper_bits_cover).")
     hyper_bits_cover: str = Field(
-        "up to 128 configurations of this run's model, subspace and training settings tried on this data before "
-        "this run (the reference's 7 bits)",
+        "up to 128 configurations tried on this data before this certificate, counting this run's model, subspace "
+        "and training settings and any certification of such a run in another directory (the ledger sees only "
+        "this one; the reference's 7 bits)",
         description="What hyper_bits pays for, written into the certificate: sublora cannot check it, so state it.")
     vocab: Literal["model", "tokenizer"] = Field(
         "model", description="V of the smoothed predictor (docs/bounds.md section 2): 'model' = every output of the "

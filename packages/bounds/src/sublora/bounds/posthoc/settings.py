@@ -14,8 +14,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sublora.core.config import BoundSettings
 from sublora.core.errors import ConfigError
 
-HYPER_COVER = ("up to 128 quantization settings (quantizer, levels, group size, coder) tried on this data before "
-               "this certificate")
+HYPER_COVER = ("up to 128 configurations tried on this data before this certificate, counting quantization "
+               "settings (quantizer, levels, group size, coder), evaluation seeds, block sizes, estimators and models "
+               "certified into other output directories (each OUT's ledger sees only itself)")
 
 
 def _bound_defaults() -> BoundSettings:

@@ -60,8 +60,9 @@ def default_bound() -> BoundSettings:
     return BoundSettings(levels=11, levels_grid=[], qat_steps=0, estimators=["subsampling", "pacbayes:kl"],
                          alphas=[0.01, 0.1, 0.5], topk=[1], headline_target="document_top1", doc_samples=4000,
                          token_blocks=None, hyper_bits=7.0,
-                         hyper_bits_cover="up to 128 configurations of this finetuning's base, subspace, training "
-                                          "and quantization settings tried on this task before this run")
+                         hyper_bits_cover="up to 128 configurations tried on this task before this certificate, "
+                                          "counting base, subspace, training, quantization and bound settings of "
+                                          "finetuning runs in other directories (each run's ledger sees only itself)")
 
 
 class FinetuneConfig(_Section):
