@@ -199,3 +199,25 @@ def test_another_model_into_the_same_out_is_a_paid_attempt(models, data_dir, tmp
     assert second["searches"]["attempts"]["attempt"] == 2
     assert all(b["inputs"]["delta"] == pytest.approx(0.05 / 6) for b in second["bounds"])
     verify(out, "quick", seed=1)
+
+
+def test_verify_refuses_edited_descriptive_fields_it_can_rederive(models, data_dir, tmp_path):
+    """The entry count, model type, parameter count and data record are recomputed; the rest is listed."""
+    import shutil
+
+    out = tmp_path / "out"
+    bound_model(models["gpt_neox"], data_dir, out, PosthocSettings.from_overrides(SMALL))
+    checks = verify(out, "quick", seed=0)
+    assert any("informational, not re-derived: " in c and "tokenizer_check" in c and "model.dir" in c for c in checks)
+    for path, value in ((("entries",), 999), (("model", "model_type"), "llama"), (("model", "parameters"), 1),
+                        (("data", "vocab_size"), 3), (("data", "eot_id"), 7)):
+        copy = tmp_path / "_".join(path)
+        shutil.copytree(out, copy)
+        cert = json.loads((copy / "certificate.json").read_text())
+        target = cert
+        for key in path[:-1]:
+            target = target[key]
+        target[path[-1]] = value
+        (copy / "certificate.json").write_text(json.dumps(cert))
+        with pytest.raises(VerificationError, match=".".join(path)):
+            verify(copy, "quick", seed=0)

@@ -207,17 +207,18 @@ def _short(value: Any, width: int = 60) -> str:
     return text if len(text) <= width else text[: width - 3] + "..."
 
 
-def _in_scope(expected: dict[str, Any], cert: dict[str, Any]) -> dict[str, Any]:
-    """The certificate's keys that ``expected`` covers; of a PARTIAL block, only its recomputed entries."""
+def _in_scope(expected: dict[str, Any], cert: dict[str, Any], partial: tuple[str, ...] = PARTIAL) -> dict[str, Any]:
+    """The certificate's keys that ``expected`` covers; of a ``partial`` block, only its recomputed entries."""
     actual = {k: cert[k] for k in expected if k in cert}
-    for k in PARTIAL:
+    for k in partial:
         if isinstance(actual.get(k), dict) and isinstance(expected.get(k), dict):
             actual[k] = {sub: v for sub, v in actual[k].items() if sub in expected[k]}
     return actual
 
 
-def refuse_differences(expected: dict[str, Any], cert: dict[str, Any], what: str, tolerance: float) -> None:
-    found = differences(expected, _in_scope(expected, cert), tolerance=tolerance)
+def refuse_differences(expected: dict[str, Any], cert: dict[str, Any], what: str, tolerance: float,
+                       partial: tuple[str, ...] = PARTIAL) -> None:
+    found = differences(expected, _in_scope(expected, cert, partial), tolerance=tolerance)
     if found:
         shown = "; ".join(found[:6]) + (f"; and {len(found) - 6} more" if len(found) > 6 else "")
         raise VerificationError(f"certificate.json disagrees with {what} at {len(found)} place(s): {shown}.",
