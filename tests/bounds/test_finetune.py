@@ -447,3 +447,24 @@ def test_cli_finetune_and_verify(tmp_path):
     assert check.exit_code == 0 and "certificate verified" in check.output, check.output
     shown = CliRunner().invoke(app, ["show", str(tmp_path / "run")])
     assert shown.exit_code == 0 and "finetuning run" in shown.output and "Error bounds" in shown.output, shown.output
+
+
+def test_a_coder_carrying_a_learned_model_is_refused_for_finetuning():
+    """Its independence from the bounded examples cannot be checked here: it could code the model for free."""
+    from sublora.bounds.classification import refuse_learned_coder
+    from sublora.core.errors import ConfigError, DataError
+    from sublora.core.registry import registry
+
+    refuse_learned_coder(registry("coder").config("arithmetic").build(), "finetuning")  # no model: fine
+
+    class Learned:
+        def check_run_data(self, run_data):
+            return {"prior": "runs/p"}
+
+    class Refusing:
+        def check_run_data(self, run_data):
+            raise DataError("cannot be identified")
+
+    for coder in (Learned(), Refusing()):
+        with pytest.raises(ConfigError, match="learned model"):
+            refuse_learned_coder(coder, "finetuning")

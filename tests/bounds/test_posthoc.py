@@ -221,3 +221,25 @@ def test_verify_refuses_edited_descriptive_fields_it_can_rederive(models, data_d
         (copy / "certificate.json").write_text(json.dumps(cert))
         with pytest.raises(VerificationError, match=".".join(path)):
             verify(copy, "quick", seed=0)
+
+
+def test_the_coders_independence_check_runs_in_certify_and_verify(models, data_dir, tmp_path, monkeypatch):
+    """An lm coder's prior must not have seen the data: bound-model and verify ask every coder, as bound does."""
+    from sublora.core.coder import Coder
+    from sublora.core.errors import DataError
+
+    out = tmp_path / "out"
+    bound_model(models["gpt_neox"], data_dir, out, PosthocSettings.from_overrides(SMALL))
+    seen = []
+
+    def refuse(self, run_data):
+        seen.append(run_data)
+        raise DataError("the prior saw this data")
+
+    monkeypatch.setattr(Coder, "check_run_data", refuse)
+    with pytest.raises(DataError, match="the prior saw this data"):
+        verify(out, "quick", seed=0)
+    with pytest.raises(DataError, match="the prior saw this data"):
+        bound_model(models["gpt_neox"], data_dir, tmp_path / "out2", PosthocSettings.from_overrides(SMALL))
+    assert len(seen) == 2 and all(r["sha256"] for r in seen)
+    assert not (tmp_path / "out2" / "certificate.json").exists()

@@ -175,23 +175,33 @@ def test_a_prior_that_saw_the_runs_data_is_refused(options):
 
     saw = provenance.prior_saw(options["prior"])
     run = {**provenance.data_identity(other), "source": meta["source"]["spec"], "location": meta["source_location"]}
-    assert "documents of the same source" in provenance._matches(saw["data"], run)
+    assert "documents read from the same place" in provenance._matches(saw["data"], run)
+    # the same files read by another source spec, or a folder inside the prior's: the same documents
+    for source, location in (("text", meta["source_location"]), ("text", f"{meta['source_location']}/json")):
+        assert "same place" in provenance._matches(saw["data"], {**run, "source": source, "location": location})
+    # a run whose data cannot be identified (no source/location, no meta.json): no overlap can be ruled out
+    with pytest.raises(PriorNotIndependentError, match="cannot be identified"):
+        coder.check_run_data({"config_key": "f" * 64, "sha256": {"train.bin": "e" * 64}})
     # a run trained on other data: accepted, and the record says what was checked
-    record = coder.check_run_data({"config_key": "f" * 64, "sha256": {"train.bin": "e" * 64}})
+    record = coder.check_run_data({"config_key": "f" * 64, "sha256": {"train.bin": "e" * 64}, "source": "text",
+                                   "location": "/elsewhere/corpus"})
     assert record["identity"] == options["identity"] and record["data"]["config_key"] == own["config_key"]
 
 
 def test_a_parameter_prior_is_refused_when_its_runs_were_trained_on_the_runs_data():
     from sublora.lmgc.provenance import independence_problems
 
-    run_data = {"config_key": "a" * 64, "sha256": {"train.bin": "b" * 64}}
-    saw = {"data": {"config_key": "c" * 64, "train_sha256": "d" * 64},
-           "numbers_of": [{"run": "/runs/x", "config_key": "a" * 64, "train_sha256": "9" * 64},
+    run_data = {"config_key": "a" * 64, "sha256": {"train.bin": "b" * 64}, "source": "text", "location": "/corpus/a"}
+    saw = {"data": {"config_key": "c" * 64, "train_sha256": "d" * 64, "source": "lmgc", "location": "/grads"},
+           "numbers_of": [{"run": "/runs/x", "config_key": "a" * 64, "train_sha256": "9" * 64, "source": "text",
+                           "location": "/corpus/x"},
                           {"run": "/grads/convnet", "dataset": "sklearn-digits-8x8"}]}
     problems = independence_problems(saw, run_data)
     assert len(problems) == 1 and "gradients/weights of /runs/x" in problems[0]
     saw["numbers_of"] = saw["numbers_of"][1:]
     assert independence_problems(saw, run_data) == []
+    saw["data"] = {"config_key": "c" * 64, "train_sha256": "d" * 64, "dir": "/gone"}  # its data deleted, unrecorded
+    assert any("prior's training data cannot be identified" in p for p in independence_problems(saw, run_data))
 
 
 def test_threads_are_restored_after_coding(options):

@@ -222,6 +222,21 @@ def collect_evidence(model, train, config, C: int) -> Evidence:
     return Evidence(vocab_size=C, alphas=tuple(b.alphas), documents=docs)
 
 
+def refuse_learned_coder(coder, where: str) -> None:
+    """Refuse a coder carrying a learned model (an LM prior, possibly inside ``shortest``) where its
+    independence from the bounded examples cannot be checked: it could code the hypothesis for free."""
+    from sublora.core.errors import ConfigError, SubloraError
+
+    try:
+        checked = coder.check_run_data(None)
+    except SubloraError as exc:
+        checked = exc
+    if checked is not None:
+        raise ConfigError(f"bound.coder carries a learned model (an LM prior); {where} certificates cannot check "
+                          "that it is independent of the examples they bound, and it could code the model for free.",
+                          hint="Use bound.coder=arithmetic, adaptive, or shortest without an lm candidate.")
+
+
 def class_bits(task_record: dict[str, Any]) -> float:
     """Bits for a class set read off the data (docs/finetune.md): the head's size C, and so D, theta0 and P,
     then depend on the examples, so the prior pays for C (Elias gamma: 2 floor(log2 C) + 1 bits) or, for
@@ -290,6 +305,7 @@ def certify_classification(rd: RunDir, config, model, task, train, val, base, pr
     quantized = {name: quantizer.quantize(t.double().numpy(), seed=tensor_seed(b.seed, i))
                  for i, (name, t) in enumerate(continuous.items())}
     coder = coder_for(config)
+    refuse_learned_coder(coder, "finetuning")
     task_record = _task_record(task)
     with staged(rd.compressed, rd.root / "evidence.npz") as (tmp_model, tmp_evidence):
         code_bits = write_compressed(tmp_model, quantized, b.coder, coder)

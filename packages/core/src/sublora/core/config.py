@@ -144,7 +144,8 @@ class BoundSettings(Section):
     qat_lr: float = Field(1e-4, gt=0, description="Adam learning rate of the quantization-aware fine-tuning.")
     qat_batch_size: int = Field(16, ge=1, description="Training sequences per quantization-aware fine-tuning step.")
     quantizer_options: dict[str, Any] = Field(default_factory=dict)
-    coder: str = Field("shortest", description="Coder spec: 'shortest' (of arithmetic/adaptive), 'arithmetic', 'adaptive'.")
+    coder: str = Field("shortest", description="Coder spec: 'shortest' (of arithmetic/adaptive), 'arithmetic', "
+                       "'adaptive', or 'lm' (sublora-lmgc: a language model prior, checked independent of the data).")
     coder_options: dict[str, Any] = Field(default_factory=dict)
     estimators: list[str] = Field(default_factory=lambda: ["subsampling", "azuma", "freedman", "pacbayes"])
     estimator_options: dict[str, dict[str, Any]] = Field(default_factory=dict)

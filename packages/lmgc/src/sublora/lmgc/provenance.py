@@ -6,8 +6,11 @@ bound is computed on (docs/lmgc.md, "The LM prior as a coder"). This module read
 show to be dependent:
 
 - the prior was trained on the same prepared data (the same train.bin sha256, or the same data key);
-- the prior was trained on the same source read from the same place (e.g. the embedded corpus with
-  another split or document limit: the documents overlap);
+- the prior was trained on documents read from the same place, or a folder holding it, whatever the
+  source spec (e.g. the embedded corpus with another split or document limit, or its files read by
+  the ``text`` source: the documents overlap);
+- either side's data cannot be identified (no source and location recorded, and its prepared data is
+  gone): no overlap can be ruled out, so the prior is refused until the data is restored;
 - the prior was trained on serialized gradients/weights (the ``lmgc`` source) of a run that was
   trained on data matching the run's by either rule above.
 
@@ -31,18 +34,37 @@ def _read_json(path: Path) -> dict[str, Any] | None:
 
 
 def data_identity(record: dict[str, Any] | None) -> dict[str, Any]:
-    """The comparable parts of a manifest's ``data`` record, with its prepared meta.json's source if on disk."""
+    """The comparable parts of a manifest's ``data`` record (source and location as the run recorded them,
+    else from its prepared meta.json if on disk)."""
     record = record or {}
     out = {"config_key": record.get("config_key"), "train_sha256": (record.get("sha256") or {}).get("train.bin"),
-           "dir": record.get("dir")}
+           "dir": record.get("dir"), "source": record.get("source"), "location": record.get("location")}
     meta = _read_json(Path(record["dir"]) / "meta.json") if record.get("dir") else None
     if meta is not None:
         source = meta.get("source") or {}
-        out.update(source=source.get("spec"), location=meta.get("source_location"),
+        out.update(source=out["source"] or source.get("spec"), location=out["location"] or meta.get("source_location"),
                    train_sha256=out["train_sha256"] or (meta.get("sha256") or {}).get("train.bin"),
                    config_key=out["config_key"] or meta.get("config_key"))
         out["_describe"] = source.get("describe")
     return out
+
+
+def _known(identity: dict[str, Any]) -> bool:
+    """Whether a data identity says where its documents came from (else no overlap can be ruled out)."""
+    return bool(identity.get("source") and identity.get("location") is not None)
+
+
+def _same_place(a: Any, b: Any) -> bool:
+    """Equal locations, or one a folder holding the other (the same documents, whatever the source spec)."""
+    if a is None or b is None:
+        return False
+    a, b = str(a), str(b)
+    if a == b:
+        return True
+    if not (a.startswith("/") and b.startswith("/")):
+        return False
+    pa, pb = Path(a), Path(b)
+    return pa in pb.parents or pb in pa.parents
 
 
 def prior_saw(run_dir: str | Path) -> dict[str, Any]:
@@ -74,8 +96,9 @@ def _matches(a: dict[str, Any], b: dict[str, Any]) -> str | None:
         return f"the same prepared training tokens (train.bin sha256 {a['train_sha256'][:12]})"
     if a.get("config_key") and a.get("config_key") == b.get("config_key"):
         return f"the same data key ({a['config_key'][:12]})"
-    if a.get("source") and a.get("location") and (a.get("source"), a.get("location")) == (b.get("source"), b.get("location")):
-        return f"documents of the same source '{a['source']}' read from the same place ({a['location']})"
+    if a.get("location") and b.get("location") and _same_place(a["location"], b["location"]):
+        return (f"documents read from the same place ({a['location']} and {b['location']}; sources "
+                f"'{a.get('source')}' and '{b.get('source')}')")
     return None
 
 
@@ -84,10 +107,18 @@ def independence_problems(saw: dict[str, Any], run_data: dict[str, Any] | None) 
     run = data_identity(run_data)
     run.pop("_describe", None)
     problems = []
+    for whose, identity in (("the prior's", saw["data"]), ("this run's", run)):
+        if not _known(identity):
+            problems.append(f"{whose} training data cannot be identified (no source and location in its record, "
+                            f"and no readable meta.json in {identity.get('dir')}): no overlap can be ruled out; "
+                            "restore or re-prepare that data directory (`sublora data prepare` gives the same files)")
     why = _matches(saw["data"], run)
     if why:
         problems.append(f"the prior was trained on {why} as the run")
     for other in saw["numbers_of"]:
+        if "dataset" not in other and not _known(other):  # a sublora run's numbers: its data must be identifiable
+            problems.append(f"the prior was trained on the gradients/weights of {other.get('run')}, whose training "
+                            "data cannot be identified: no overlap with this run's can be ruled out")
         why = _matches(other, run)
         if why:
             problems.append(f"the prior was trained on the gradients/weights of {other.get('run')}, which was trained "

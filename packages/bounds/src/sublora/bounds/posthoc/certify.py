@@ -193,6 +193,7 @@ def _bound_model(model_dir: Path, data_arg, out: Path, settings: PosthocSettings
     arch_data = architecture_bytes(arch)
     original_loss = mean_loss_bits(CausalLMPredictor(net), data, block, settings.bound.seed + 2)
     coder = registry("coder").config(settings.bound.coder, settings.bound.coder_options).build()
+    coder_checks = coder.check_run_data(data.record())  # an LM prior that saw this data is refused
     with staged(out / "model.slc", out / "evidence.npz", out / ARCH_FILE) as (tmp_model, tmp_evidence, tmp_arch):
         t1 = time.perf_counter()
         with progress("quantize and code, tensor by tensor") as bar:
@@ -238,6 +239,7 @@ def _bound_model(model_dir: Path, data_arg, out: Path, settings: PosthocSettings
                  "source": data.meta["source"]["spec"], "vocab_size": data.vocab_size, "eot_id": data.eot_id},
         "tokenizer_check": token_check,
         "settings": settings.model_dump(mode="json"),
+        **({"coder_checks": coder_checks} if coder_checks is not None else {}),
         "sample_independence": (f"the subsample terms assume the weights were fixed without knowledge of the "
                                 f"evaluation sample, drawn with bound.seed={settings.bound.seed} (docs/posthoc.md: use "
                                 "a seed drawn after the model was fixed)"),

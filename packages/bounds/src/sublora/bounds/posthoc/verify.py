@@ -101,6 +101,7 @@ def _verify(out: Path, rescore_mode: str, seed: int | None, tolerance: float | N
         raise VerificationError(f"The network {ARCH_FILE} builds has other tensors than the certificate lists.",
                                 hint="Was it computed with another transformers version? " + REBOUND)
     coder = registry("coder").config(settings.bound.coder, settings.bound.coder_options).build()
+    coder_checks = coder.check_run_data(data.record())  # recomputed: an LM prior that saw the data is refused
     read_into(net, slc, settings.group_size, coder)
     predictor = CausalLMPredictor(net)
     n_entries = len(entries(net, settings.group_size))
@@ -130,6 +131,8 @@ def _verify(out: Path, rescore_mode: str, seed: int | None, tolerance: float | N
                                              "source": data.meta["source"]["spec"], "vocab_size": data.vocab_size,
                                              "eot_id": data.eot_id})
     expected["model"] = {"model_type": model_type, "parameters": parameters}
+    if coder_checks is not None:
+        expected["coder_checks"] = coder_checks
     refuse_differences(expected, cert, "what its files, settings and evidence give", tolerance,
                        partial=("searches", "model", "data"))  # where the weights and data were read: not derived
     head = expected["headline"]

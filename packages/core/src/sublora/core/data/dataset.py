@@ -122,7 +122,10 @@ class PreparedData:
     def record(self) -> dict[str, Any]:
         """What a run's manifest records of its data (``data``): where it is and what identifies it."""
         return {"dir": str(self.path), **{k: self.meta.get(k) for k in
-                                          ("config_key", "sha256", "vocab_size", "n_tokens", "n_documents")}}
+                                          ("config_key", "sha256", "vocab_size", "n_tokens", "n_documents")},
+                # where the documents came from, kept with the run (an lm coder's independence check reads it
+                # even when the prepared data is gone)
+                "source": (self.meta.get("source") or {}).get("spec"), "location": self.meta.get("source_location")}
 
     def n_tokens(self, split: str) -> int:
         return len(self.tokens(split))
