@@ -155,8 +155,8 @@ class BoundSettings(Section):
                               "(a union bound over 2^hyper_bits configurations; say which in hyper_bits_cover).")
     hyper_bits_cover: str = Field(
         "up to 128 configurations tried on this data before this certificate, counting this run's model, subspace "
-        "and training settings and any certification of such a run in another directory (the ledger sees only "
-        "this one; the reference's 7 bits)",
+        "and training settings, coders or LM priors tried on its w, and any certification of such a run in another "
+        "directory (the ledger sees only this one; the reference's 7 bits)",
         description="What hyper_bits pays for, written into the certificate: sublora cannot check it, so state it.")
     vocab: Literal["model", "tokenizer"] = Field(
         "model", description="V of the smoothed predictor (docs/bounds.md section 2): 'model' = every output of the "
