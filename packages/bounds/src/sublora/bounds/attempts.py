@@ -111,13 +111,14 @@ def planned_attempts(run_dir: Path, settings: BoundSettings, charge: bool, hypot
     digest = settings_sha256(settings)
     j = attempt_number(seen, digest, hypothesis)
     if j > len(seen) and seen and not charge:
-        what = ("other bound settings" if _match(seen, digest, None) is None else
-                "these bound settings but another model (its compressed file differs)")
+        new_settings = _match(seen, digest, None) is None
+        what = "other bound settings" if new_settings else "these bound settings but another model (its file differs)"
         raise BoundError(
             f"{run_dir} was certified before with {what} ({len(seen)} distinct attempt(s) in {LEDGER}). "
             "Keeping the better of several certificates is a choice after seeing data.",
-            hint=f"Pass --charge to pay for it (attempt {j}: every bound at delta / {j * (j + 1)}), or certify with "
-                 "the earlier settings again (free: identical settings give the identical certificate).",
+            hint=f"Pass --charge to pay for it (attempt {j}: every bound at delta / {j * (j + 1)})"
+                 + (", or certify with the earlier settings again (free: identical settings give the identical "
+                    "certificate)." if new_settings else "."),
         )
     return j
 
