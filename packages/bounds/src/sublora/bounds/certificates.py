@@ -216,6 +216,21 @@ def _in_scope(expected: dict[str, Any], cert: dict[str, Any], partial: tuple[str
     return actual
 
 
+#: Keys every certificate holds that no verify re-derives as fields: the files and how they were checked.
+CHECKED_ELSEWHERE = ("format", "run", "compressed_file", "compressed_sha256", "evidence_file", "evidence_sha256")
+
+
+def informational_note(expected: dict[str, Any], cert: dict[str, Any], checked: tuple[str, ...] = (),
+                       partial: tuple[str, ...] = PARTIAL) -> str:
+    """'; informational, not re-derived: a, b.c' for the certificate's keys (and the entries of its ``partial``
+    blocks) that ``expected`` does not recompute, besides CHECKED_ELSEWHERE and ``checked``; '' when none."""
+    skip = set(CHECKED_ELSEWHERE) | set(checked)
+    keys = [k for k in cert if k not in expected and k not in skip]
+    keys += [f"{k}.{sub}" for k in partial if isinstance(cert.get(k), dict) and isinstance(expected.get(k), dict)
+             for sub in cert[k] if sub not in expected[k]]
+    return f"; informational, not re-derived: {', '.join(keys)}" if keys else ""
+
+
 def refuse_differences(expected: dict[str, Any], cert: dict[str, Any], what: str, tolerance: float,
                        partial: tuple[str, ...] = PARTIAL) -> None:
     found = differences(expected, _in_scope(expected, cert, partial), tolerance=tolerance)

@@ -28,6 +28,7 @@ import numpy as np
 from sublora.bounds.certificates import (
     FORMAT,
     coder_for,
+    informational_note,
     compute_bounds,
     headline_bound,
     load_evidence,
@@ -454,12 +455,9 @@ def _verify(rd: RunDir, manifest: dict[str, Any], rescore_mode: str, seed: int |
     refuse_differences(expected, cert, "what its file, settings, task and evidence give", tolerance)
     head = expected["headline"]
     said = "no headline" if head.get("value") is None else f"the headline ({head.get('name')} <= {head['value']:.4f})"
-    informational = [k for k in cert if k not in expected and k not in (
-        "format", "run", "compressed_file", "compressed_sha256", "evidence_file", "evidence_sha256")]
     checks.append(f"recomputed {len(expected['bounds'])} bounds, {said}, the majority-class error "
                   f"{expected['random_guess']['majority_error']:.4f}, the bound settings, the task record and every "
-                  "other derived field: all match"
-                  + (f"; informational, not re-derived: {', '.join(informational)}" if informational else ""))
+                  "other derived field: all match" + informational_note(expected, cert))
 
     # 5. the evidence's scores are this model's: every sampled example (short texts: cheap), or a random few
     seed = secrets.randbits(32) if seed is None else seed

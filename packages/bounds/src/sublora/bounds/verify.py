@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from sublora.bounds.certificates import (
-    PARTIAL,
+    informational_note,
     REBOUND,
     RESCORE_MODES,
     TOLERANCE,
@@ -161,14 +161,10 @@ def _verify(run_dir: str | Path, rescore_mode: str, seed: int | None, tolerance:
             raise VerificationError(f"Bound {b['name']}: vacuous={b['vacuous']} but value {b['value']} vs random "
                                     f"guess {b['random_guess']}; vacuous means value >= random guess.")
     head = expected["headline"]
-    informational = [k for k in cert if k not in expected and k not in (
-        "format", "run", "bound_settings", "compressed_file", "compressed_sha256", "evidence_file", "evidence_sha256")]
-    informational += [f"{k}.{sub}" for k in PARTIAL if isinstance(cert.get(k), dict) and k in expected
-                      for sub in cert[k] if sub not in expected[k]]
     said = ("no headline" if head.get("value") is None else
             f"the headline ({head.get('name')} <= {head['value']:.4f})")
     checks.append(f"recomputed {len(expected['bounds'])} bounds (every key), {said} and {len(expected) - 2} other fields: all match"
-                  + (f"; informational, not re-derived: {', '.join(informational)}" if informational else ""))
+                  + informational_note(expected, cert, checked=("bound_settings",)))
 
     # 5. the evidence's scores are this model's: a sample drawn now, or everything
     if seed is None:

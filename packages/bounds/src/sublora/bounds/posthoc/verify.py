@@ -41,8 +41,8 @@ def verify_posthoc(run_dir: str | Path, rescore_mode: str = "quick", seed: int |
 
 def _verify(out: Path, rescore_mode: str, seed: int | None, tolerance: float | None) -> list[str]:
     from sublora.bounds.attempts import LEDGER, distinct_attempts, hypothesis_sha256, read_ledger, summary
-    from sublora.bounds.certificates import (RESCORE_MODES, TOLERANCE, check_format, load_evidence, need,
-                                             refuse_differences)
+    from sublora.bounds.certificates import (RESCORE_MODES, TOLERANCE, check_format, informational_note,
+                                             load_evidence, need, refuse_differences)
     from sublora.bounds.certify import vocab_record
     from sublora.bounds.posthoc.certify import (
         ARCH_FILE,
@@ -96,7 +96,8 @@ def _verify(out: Path, rescore_mode: str, seed: int | None, tolerance: float | N
     checks.append(f"data {data.path}: train.bin / val.bin hashes match the certificate")
 
     # 3. the certified model: the architecture rebuilt, model.slc decoded into it entry by entry
-    net = build_from_architecture(json.loads(arch_path.read_text()))
+    architecture = json.loads(arch_path.read_text())
+    net = build_from_architecture(architecture)
     if tensor_list(net) != need(cert, "tensors"):
         raise VerificationError(f"The network {ARCH_FILE} builds has other tensors than the certificate lists.",
                                 hint="Was it computed with another transformers version? " + REBOUND)
@@ -105,7 +106,7 @@ def _verify(out: Path, rescore_mode: str, seed: int | None, tolerance: float | N
     read_into(net, slc, settings.group_size, coder)
     predictor = CausalLMPredictor(net)
     n_entries = len(entries(net, settings.group_size))
-    model_type = json.loads(arch_path.read_text()).get("model_type")
+    model_type = architecture.get("model_type")
     checks.append(f"decoded {n_entries} entries of model.slc into the {len(cert['tensors'])} tensors of the "
                   f"rebuilt {model_type} network")
 
@@ -138,14 +139,10 @@ def _verify(out: Path, rescore_mode: str, seed: int | None, tolerance: float | N
     head = expected["headline"]
     said = ("no headline" if head.get("value") is None else
             f"the headline ({head.get('name')} <= {head['value']:.4f})")
-    informational = [k for k in cert if k not in expected and k not in (
-        "format", "kind", "settings", "architecture_file", "architecture_sha256", "tensors", "block_size",
-        "compressed_file", "compressed_sha256", "evidence_file", "evidence_sha256")]
-    informational += [f"{k}.{sub}" for k in ("model", "data") if isinstance(cert.get(k), dict)
-                      for sub in cert[k] if sub not in expected[k]]
     checks.append(f"recomputed {len(expected['bounds'])} bounds (every key), {said} and {len(expected) - 2} other "
-                  "fields: all match" + (f"; informational, not re-derived: {', '.join(informational)}"
-                                         if informational else ""))
+                  "fields: all match" + informational_note(
+                      expected, cert, checked=("kind", "settings", "architecture_file", "architecture_sha256",
+                                               "tensors", "block_size"), partial=("model", "data")))
 
     # 6. the evidence's scores are this model's
     seed = secrets.randbits(32) if seed is None else seed
